@@ -1,0 +1,363 @@
+"""Command line: ``sr-core train | upscale | run | presets``, plus the original's flags.
+
+Config options are generated from the dataclasses in ``sr_core.config`` (``--train.lr``,
+``--data.image_scales 0.9 1.0``, ...), so the dataclasses stay the one source of truth.
+Every user error ends as one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from sr_core.config import PRESETS, Config, preset, set_field
+from sr_core.errors import UserError
+
+DEFAULT_OUT = Path("outputs")
+SAMPLE_IMAGE = Path(__file__).resolve().parent.parent / "data" / "chelsea_crop.png"
+SEED_FLAGS = ("--mode", "--scope", "--image_name", "--dataset_folder")
+
+
+# ------------------------------------------------------------------ config options
+def _config_fields(cfg: Config):
+    for section in dataclasses.fields(cfg):
+        value = getattr(cfg, section.name)
+        if dataclasses.is_dataclass(value):
+            for f in dataclasses.fields(value):
+                yield f"{section.name}.{f.name}", getattr(value, f.name)
+
+
+def add_config_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--preset", default="default", choices=sorted(PRESETS),
+                        help="named configuration (default: %(default)s)")
+    parser.add_argument("--config", type=Path, help="JSON file of config fields (applied after --preset)")
+    group = parser.add_argument_group("config fields (override the preset; see `sr-core presets`)")
+    for name, value in _config_fields(preset("paper")):
+        nargs = "+" if isinstance(value, tuple) else None
+        group.add_argument(f"--{name}", dest=f"cfg:{name}", nargs=nargs, metavar=name.split(".")[1].upper(),
+                           help=argparse.SUPPRESS if name.endswith("kernel_probs") else None)
+
+
+def build_config(args: argparse.Namespace) -> Config:
+    cfg = preset(args.preset)
+    if getattr(args, "config", None):
+        try:
+            raw = json.loads(Path(args.config).read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise UserError(f"cannot read config file {args.config}: {exc}") from None
+        raw.pop("preset", None)
+        cfg = Config.from_dict({**cfg.to_dict(), **_merge(cfg.to_dict(), raw)})
+    for key, value in vars(args).items():
+        if key.startswith("cfg:") and value is not None:
+            set_field(cfg, key[4:], value)
+    if getattr(args, "seed", None) is not None:
+        cfg.seed = int(args.seed)
+    cfg.validate()
+    return cfg
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for k, v in extra.items():
+        out[k] = _merge(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
+    return out
+
+
+# ------------------------------------------------------------------------ helpers
+def unique_dir(base: Path) -> Path:
+    """`base`, or `base-2`, `base-3`, ... : never reuse a run folder."""
+    candidate, n = base, 1
+    while candidate.exists():
+        n += 1
+        candidate = base.with_name(f"{base.name}-{n}")
+    return candidate
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    try:
+        w, h = text.lower().split("x")
+        size = int(w), int(h)
+    except ValueError:
+        raise UserError(f"--size must look like 1024x768, got {text!r}") from None
+    if min(size) < 1:
+        raise UserError(f"--size must be positive, got {text!r}")
+    return size
+
+
+def _float(text: str) -> float:
+    """Argparse type: a float, with a one-line error for '3x' and friends."""
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+
+
+def _log(msg: str, quiet: bool = False) -> None:
+    if not quiet:
+        print(msg, file=sys.stderr)
+
+
+# ------------------------------------------------------------------------ commands
+def _check_input_output(image: Path, output: Path) -> None:
+    if output.resolve() == image.resolve():
+        raise UserError(f"output {output} is the input image: refusing to overwrite it")
+
+
+def do_train(args, cfg: Config, image_path: Path, out_dir: Path) -> tuple[Any, Any]:
+    from sr_core.device import resolve_device
+    from sr_core.io import atomic_write_text, load_image
+    from sr_core.train import train
+    from sr_core.viz import loss_figure, save_figure
+
+    image = load_image(image_path)
+    device = resolve_device(args.device)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out_dir / "config.json", cfg.to_json())
+    _log(f"training on {image_path} ({image.size[0]}x{image.size[1]}), preset {cfg.preset}, "
+         f"{cfg.total_steps()} steps, device {device}", args.quiet)
+    result = train(image.rgb, cfg, device=device, out_dir=out_dir,
+                   resume=getattr(args, "resume", None), progress=not args.quiet)
+    save_figure(loss_figure(result.history, title=f"{image_path.name}: loss"), out_dir / "loss.png")
+    return image, result
+
+
+def do_upscale(args, model, cfg: Config, image, image_path: Path, out_dir: Path, output: Path | None):
+    from sr_core.device import resolve_device
+    from sr_core.diffusion import ResShiftDiffusion
+    from sr_core.infer import bicubic_upscale, progressive_plan, resize_alpha, target_size, upscale
+    from sr_core.io import atomic_write_text, check_writable, load_image, save_image
+
+    target = target_size(image.size, scale=args.scale, scale_w=args.scale_w, scale_h=args.scale_h,
+                         size=parse_size(args.size) if args.size else None, force=args.force)
+    final_pass = cfg.infer.final_pass if args.final_pass is None else args.final_pass
+    plan = progressive_plan(image.size, target, factors_w=args.plan or args.plan_w,
+                            factors_h=args.plan or args.plan_h,
+                            max_step=cfg.infer.max_step_factor, final_pass=final_pass)
+    stem = image_path.stem
+    output = output or out_dir / f"{stem}_sr_{target[0]}x{target[1]}.png"
+    _check_input_output(image_path, output)
+    check_writable(output, overwrite=args.overwrite)
+    gt = load_image(args.gt) if args.gt else None
+    if gt is not None and gt.size != target:
+        raise UserError(f"ground truth {args.gt} is {gt.size[0]}x{gt.size[1]} but the output is {target[0]}x{target[1]}")
+
+    device = resolve_device(args.device)
+    steps_txt = " -> ".join(f"{s.size[0]}x{s.size[1]}" + (" (refine)" if s.refine_only else "") for s in plan)
+    _log(f"upscaling {image.size[0]}x{image.size[1]} -> {target[0]}x{target[1]}: {steps_txt}", args.quiet)
+    t0 = time.perf_counter()
+    result = upscale(model, image.rgb, plan, ResShiftDiffusion(cfg.diffusion), cfg.infer, device=device,
+                     seed=cfg.seed, progress=not args.quiet)
+    seconds = time.perf_counter() - t0
+    alpha = resize_alpha(image.alpha, target) if image.alpha is not None else None
+    save_image(output, result.image, alpha=alpha, bit_depth=image.bit_depth, gray=image.gray,
+               overwrite=args.overwrite)
+    if args.save_intermediates:
+        for i, (step, arr) in enumerate(zip(plan[:-1], result.intermediates[:-1])):
+            save_image(out_dir / "intermediates" / f"{stem}_step{i + 1}_{step.size[0]}x{step.size[1]}.png",
+                       arr, bit_depth=image.bit_depth, gray=image.gray, overwrite=True)
+    summary: dict[str, Any] = {
+        "input": str(image_path), "output": str(output), "input_size": list(image.size),
+        "output_size": list(target), "plan": [list(s.size) + ([True] if s.refine_only else []) for s in plan],
+        "upscale_seconds": round(seconds, 3), "device": str(device),
+    }
+    if gt is not None:
+        from sr_core.metrics import evaluate
+
+        border = max(1, round(max(target[0] / image.size[0], target[1] / image.size[1])))
+        bicubic = bicubic_upscale(image.rgb, target)
+        metrics = {"sr_core": evaluate(result.image, gt.rgb, border=border),
+                   "bicubic": evaluate(bicubic, gt.rgb, border=border), "border": border}
+        atomic_write_text(output.with_name(output.stem + "_metrics.json"), json.dumps(metrics, indent=2))
+        summary["metrics"] = metrics
+    atomic_write_text(output.with_name(output.stem + "_config.json"), cfg.to_json())
+    return summary
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    lines = [f"output      {summary['output']}",
+             f"size        {summary['input_size'][0]}x{summary['input_size'][1]} -> "
+             f"{summary['output_size'][0]}x{summary['output_size'][1]}"]
+    if "train_seconds" in summary:
+        lines.append(f"train       {summary['train_seconds']:.1f} s ({summary['checkpoint']})")
+    lines.append(f"upscale     {summary['upscale_seconds']:.1f} s on {summary['device']}")
+    if "metrics" in summary:
+        m = summary["metrics"]
+        for name in ("sr_core", "bicubic"):
+            lines.append(f"{name:<11} PSNR-Y {m[name]['psnr_y']:.2f} dB  SSIM-Y {m[name]['ssim_y']:.4f}  "
+                         f"colour shift {m[name]['color_shift']:+.2f}")
+    print("\n".join(lines))
+
+
+def cmd_train(args) -> int:
+    cfg = build_config(args)
+    image_path = Path(args.image)
+    out_dir = Path(args.out) if args.out else unique_dir(DEFAULT_OUT / f"{image_path.stem}-{cfg.preset}")
+    _, result = do_train(args, cfg, image_path, out_dir)
+    print(f"checkpoint  {result.checkpoint}\ntrain       {result.seconds:.1f} s\nloss curve  {out_dir / 'loss.png'}")
+    return 0
+
+
+def cmd_upscale(args) -> int:
+    from sr_core.io import load_image
+    from sr_core.train import load_model
+
+    image_path = Path(args.image)
+    image = load_image(image_path)
+    model, cfg = load_model(Path(args.checkpoint), use_ema=args.use_ema)
+    if args.seed is not None:
+        cfg.seed = int(args.seed)
+    out_dir = Path(args.out) if args.out else DEFAULT_OUT / "upscale"
+    summary = do_upscale(args, model, cfg, image, image_path, out_dir, Path(args.output) if args.output else None)
+    _print_summary(summary)
+    return 0
+
+
+def cmd_run(args) -> int:
+    from sr_core.train import load_model  # noqa: F401  (import errors surface before training)
+
+    cfg = build_config(args)
+    image_path = Path(args.image) if args.image else SAMPLE_IMAGE
+    out_dir = Path(args.out) if args.out else unique_dir(DEFAULT_OUT / f"{image_path.stem}-{cfg.preset}")
+    output = Path(args.output) if args.output else None
+    # Validate the request and the output path before an expensive training run.
+    from sr_core.infer import target_size
+    from sr_core.io import check_writable, load_image
+
+    image = load_image(image_path)
+    target_size(image.size, scale=args.scale, scale_w=args.scale_w, scale_h=args.scale_h,
+                size=parse_size(args.size) if args.size else None, force=args.force)
+    if output is not None:
+        _check_input_output(image_path, output)
+        check_writable(output, overwrite=args.overwrite)
+    image, result = do_train(args, cfg, image_path, out_dir)
+    model = result.sampling_model()
+    summary = do_upscale(args, model, cfg, image, image_path, out_dir, output)
+    summary.update(train_seconds=result.seconds, checkpoint=str(result.checkpoint))
+    from sr_core.io import atomic_write_text
+
+    atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2))
+    _print_summary(summary)
+    return 0
+
+
+def cmd_presets(args) -> int:
+    if args.name:
+        print(preset(args.name).to_json())
+    else:
+        for name in PRESETS:
+            cfg = preset(name)
+            print(f"{name:<8} {cfg.total_steps():>5} steps, image scales {list(cfg.data.image_scales)}, "
+                  f"pairs {'fixed batch' if cfg.data.fixed_batch else 'fresh'} ({cfg.data.pair_mode}), "
+                  f"{cfg.diffusion.timesteps} diffusion steps, final pass {cfg.infer.final_pass}")
+    return 0
+
+
+# ------------------------------------------------------------------------- parsers
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", help="output folder (default: a new folder under outputs/)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps (default: auto)")
+    p.add_argument("--seed", type=int, help="random seed (default: the preset's)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+
+
+def _add_target(p: argparse.ArgumentParser, *, required: bool) -> None:
+    g = p.add_argument_group("target (one of)")
+    g.add_argument("--scale", "-s", type=_float, help="one factor for both axes, e.g. 4 or 3.3")
+    g.add_argument("--scale-w", type=_float, help="width factor (per-axis scaling)")
+    g.add_argument("--scale-h", type=_float, help="height factor (per-axis scaling)")
+    g.add_argument("--size", help="exact output size WxH, e.g. 1024x768")
+    p.add_argument("--plan", type=_float, nargs="+", help="intermediate factors for both axes, e.g. 2 4")
+    p.add_argument("--plan-w", type=_float, nargs="+", help="intermediate width factors")
+    p.add_argument("--plan-h", type=_float, nargs="+", help="intermediate height factors")
+    p.add_argument("--final-pass", dest="final_pass", action="store_true", default=None,
+                   help="one more diffusion pass at the final size (default: the preset's)")
+    p.add_argument("--no-final-pass", dest="final_pass", action="store_false")
+    p.add_argument("--output", "-o", help="output PNG path (default: inside --out)")
+    p.add_argument("--gt", help="ground-truth HR image: writes metrics (ours and bicubic)")
+    p.add_argument("--save-intermediates", action="store_true", help="also save each plan step's image")
+    p.add_argument("--force", action="store_true", help="allow factors above 64")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sr-core",
+        description="Zero-shot super-resolution: train a tiny diffusion model on one photo, then upscale it.",
+    )
+    from sr_core import __version__
+
+    parser.add_argument("--version", action="version", version=f"sr_core {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train a model on one image")
+    p.add_argument("image", help="the training image")
+    p.add_argument("--resume", type=Path, help="continue from a checkpoint of the same config and image")
+    _add_common(p)
+    add_config_options(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("upscale", help="upscale an image with a trained checkpoint")
+    p.add_argument("image")
+    p.add_argument("--checkpoint", "-c", required=True, help="a checkpoint written by `sr-core train`")
+    p.add_argument("--use-ema", dest="use_ema", action="store_true", default=None, help="sample with EMA weights")
+    p.add_argument("--raw-weights", dest="use_ema", action="store_false", help="sample with the raw weights")
+    _add_common(p)
+    _add_target(p, required=True)
+    p.set_defaults(func=cmd_upscale)
+
+    p = sub.add_parser("run", help="train on an image, then upscale it (no image: the bundled sample)")
+    p.add_argument("image", nargs="?", help=f"the image (default: {SAMPLE_IMAGE.name})")
+    _add_common(p)
+    _add_target(p, required=True)
+    add_config_options(p)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("presets", help="list the presets, or print one as JSON")
+    p.add_argument("name", nargs="?", choices=sorted(PRESETS))
+    p.set_defaults(func=cmd_presets)
+    return parser
+
+
+def _raise_interrupt(signum, frame):  # SIGTERM behaves like Ctrl-C: checkpoint, then stop
+    raise KeyboardInterrupt
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    except ValueError:  # not in the main thread
+        previous = None
+    try:
+        if any(a.split("=")[0] in SEED_FLAGS for a in argv):
+            from sr_core.seed_cli import main as seed_main
+
+            return seed_main(argv)
+        args = build_parser().parse_args(argv)
+        if getattr(args, "command", None) in ("upscale", "run"):
+            if args.scale is None and args.scale_w is None and args.scale_h is None and args.size is None:
+                if args.plan or args.plan_w or args.plan_h:
+                    args.scale_w = (args.plan or args.plan_w or args.plan_h)[-1]
+                    args.scale_h = (args.plan or args.plan_h or args.plan_w)[-1]
+                else:
+                    raise UserError("give a target: --scale S, --scale-w W --scale-h H, or --size WxH")
+        return args.func(args)
+    except UserError as exc:
+        print(f"sr-core: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("sr-core: interrupted; finished files are kept, partial outputs were not written "
+              "(resume training with `sr-core train IMAGE --resume OUT/checkpoints/last.pt`)", file=sys.stderr)
+        return 130
+    except MemoryError:
+        print("sr-core: error: out of memory; try a smaller output or --device cpu", file=sys.stderr)
+        return 2
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)

@@ -1,0 +1,306 @@
+"""Typed configuration: one dataclass per concern, named presets, JSON round trip.
+
+`paper` reproduces the original implementation's defaults (METHOD.md §1-5), `smoke` runs
+in seconds on a CPU (tests, notebooks), `default` is our best measured configuration.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from sr_core.errors import UserError
+
+CONFIG_VERSION = 1
+
+
+@dataclass
+class DegradationConfig:
+    """Random degradation that turns an image into its pseudo-LR (METHOD.md §1.3)."""
+
+    kernel_sizes: tuple[int, ...] = (3, 5)
+    kernel_pad_to: int = 7
+    # Probabilities of the kernel families; they are normalised when drawn.
+    kernel_probs: dict[str, float] = field(
+        default_factory=lambda: {
+            "iso": 0.9 * 0.6,
+            "aniso": 0.9 * 0.4,
+            "generalized_iso": 0.0,
+            "generalized_aniso": 0.0,
+            "plateau_iso": 0.0,
+            "plateau_aniso": 0.0,
+            "sinc": 0.1,
+        }
+    )
+    blur_sigma: tuple[float, float] = (0.2, 0.5)
+    betag_range: tuple[float, float] = (0.5, 4.0)
+    betap_range: tuple[float, float] = (1.0, 2.0)
+    sinc_omega: tuple[float, float] = (math.pi / 3, math.pi)
+    resize_range: tuple[float, float] = (0.8, 1.0)
+    resize_modes: tuple[str, ...] = ("area", "bilinear", "bicubic")
+    gaussian_noise_prob: float = 0.5
+    gaussian_sigma: tuple[float, float] = (1.0, 3.0)  # on the 0-255 scale
+    poisson_scale: tuple[float, float] = (0.05, 0.5)
+    gray_noise_prob: float = 0.4
+    jpeg_prob: float = 0.0  # exists in the original, switched off
+    jpeg_quality: tuple[int, int] = (70, 95)
+    usm_target: bool = True  # pseudo-HR = unsharp-masked image
+
+
+@dataclass
+class DataConfig:
+    """How pseudo pairs are drawn from the one training image."""
+
+    image_scales: tuple[float, ...] = (0.9, 1.0)
+    batch_size: int = 8
+    fixed_batch: bool = True  # the original draws one batch per stage and keeps it
+    crop_size: int = 0  # 0 = full image (original); else random square crops
+    flips: bool = False  # random dihedral transforms (8 of them)
+    # "paper": same-size mild degradation; "scale_aware": condition = degraded image
+    # downscaled by `step_factor` and upscaled back with the inference resampler.
+    pair_mode: str = "paper"
+    step_factor: tuple[float, float] = (2.0, 2.0)
+    max_train_pixels: int = 1024 * 1024  # image scales are capped to this many pixels
+
+
+@dataclass
+class ModelConfig:
+    """The attention-free ConvNeXt denoiser (METHOD.md §2)."""
+
+    depth: int = 4
+    filters: int = 8
+    mult: int = 3
+    kernel_size: int = 7
+    residual: bool = False  # predict x0 as y + correction instead of x0 directly
+
+
+@dataclass
+class DiffusionConfig:
+    """ResShift residual shifting (METHOD.md §3)."""
+
+    timesteps: int = 15
+    kappa: float = 1.0
+    min_noise_level: float = 0.01  # sqrt(eta_1)
+    max_noise_level: float = 0.99  # sqrt(eta_T)
+    power: float = 0.3
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation, EMA, perceptual loss and checkpointing (METHOD.md §4)."""
+
+    steps_per_scale: tuple[int, ...] = (100,)  # one value for all scales, or one per scale
+    lr: float = 1e-2
+    lr_milestones: tuple[int, ...] = ()
+    lr_gamma: float = 0.1
+    ema_decay: float = 0.995
+    ema_start: int = 200
+    ema_every: int = 10
+    perceptual_weight: float = 1.0
+    checkpoint_every: int = 100
+    grad_clip: float = 0.0  # 0 = off
+
+
+@dataclass
+class InferConfig:
+    """Progressive arbitrary-scale inference (METHOD.md §5)."""
+
+    max_step_factor: float = 2.0  # automatic plan: no step larger than this
+    final_pass: bool = True  # one more full reverse diffusion at the final size
+    use_ema: bool = False  # the original samples from the raw model
+    resampler: str = "bicubic"
+    clamp: bool = True
+
+
+@dataclass
+class Config:
+    """Everything one run needs; saved as JSON next to every checkpoint and result."""
+
+    preset: str = "paper"
+    seed: int = 0
+    degradation: DegradationConfig = field(default_factory=DegradationConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    infer: InferConfig = field(default_factory=InferConfig)
+
+    def steps_for_stage(self, stage: int) -> int:
+        steps = self.train.steps_per_scale
+        return int(steps[stage] if len(steps) > 1 else steps[0])
+
+    def total_steps(self) -> int:
+        return sum(self.steps_for_stage(i) for i in range(len(self.data.image_scales)))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"config_version": CONFIG_VERSION, **dataclasses.asdict(self)}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> "Config":
+        raw = dict(raw)
+        version = raw.pop("config_version", CONFIG_VERSION)
+        if version > CONFIG_VERSION:
+            raise UserError(
+                f"config version {version} is newer than this sr_core understands "
+                f"({CONFIG_VERSION}); upgrade sr_core"
+            )
+        cfg = cls()
+        _apply(cfg, raw, prefix="")
+        cfg.validate()
+        return cfg
+
+    @classmethod
+    def from_json(cls, text: str) -> "Config":
+        try:
+            raw = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise UserError(f"config is not valid JSON: {exc}") from None
+        if not isinstance(raw, dict):
+            raise UserError("config JSON must be an object")
+        return cls.from_dict(raw)
+
+    def validate(self) -> None:
+        d, tr = self.data, self.train
+        if not d.image_scales or any(not (0 < s <= 4) for s in d.image_scales):
+            raise UserError(f"image_scales must be in (0, 4], got {list(d.image_scales)}")
+        if d.batch_size < 1:
+            raise UserError("batch_size must be >= 1")
+        if d.pair_mode not in ("paper", "scale_aware"):
+            raise UserError(f"pair_mode must be 'paper' or 'scale_aware', got {d.pair_mode!r}")
+        if d.crop_size and d.crop_size < 8:
+            raise UserError("crop_size must be 0 (full image) or >= 8")
+        if len(tr.steps_per_scale) not in (1, len(d.image_scales)):
+            raise UserError("steps_per_scale needs one value or one per image scale")
+        if any(s < 0 for s in tr.steps_per_scale):
+            raise UserError("steps_per_scale must be >= 0")
+        if self.model.depth < 2 or self.model.depth % 2:
+            raise UserError("model depth must be an even number >= 2")
+        if self.model.filters < 1:
+            raise UserError("model filters must be >= 1")
+        if self.diffusion.timesteps < 1:
+            raise UserError("timesteps must be >= 1")
+        if not 0 < self.diffusion.min_noise_level < self.diffusion.max_noise_level < 1:
+            raise UserError("need 0 < min_noise_level < max_noise_level < 1")
+        if self.infer.max_step_factor <= 1:
+            raise UserError("max_step_factor must be > 1")
+        if tr.checkpoint_every < 1:
+            raise UserError("checkpoint_every must be >= 1")
+
+    def architecture(self) -> dict[str, Any]:
+        """What a checkpoint's weights depend on: loading needs these to match."""
+        return {
+            "model": dataclasses.asdict(self.model),
+            "timesteps": self.diffusion.timesteps,
+        }
+
+
+def _apply(obj: Any, raw: dict[str, Any], prefix: str) -> None:
+    fields = {f.name: f for f in dataclasses.fields(obj)}
+    for key, value in raw.items():
+        name = f"{prefix}{key}"
+        if key not in fields:
+            raise UserError(f"unknown config field {name!r}")
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, dict):
+                raise UserError(f"config field {name!r} must be an object")
+            _apply(current, value, prefix=f"{name}.")
+        else:
+            setattr(obj, key, _coerce(current, value, name))
+
+
+def _coerce(current: Any, value: Any, name: str) -> Any:
+    """Convert `value` to the type of the field's current value, or fail clearly."""
+    try:
+        if isinstance(current, bool):
+            if isinstance(value, str):
+                if value.lower() in ("1", "true", "yes", "on"):
+                    return True
+                if value.lower() in ("0", "false", "no", "off"):
+                    return False
+                raise ValueError(value)
+            return bool(value)
+        if isinstance(current, int):
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError(value)
+            return int(value)
+        if isinstance(current, float):
+            out = float(value)
+            if not math.isfinite(out):
+                raise ValueError(value)
+            return out
+        if isinstance(current, str):
+            return str(value)
+        if isinstance(current, tuple):
+            if isinstance(value, str):
+                value = [v for v in value.replace(",", " ").split() if v]
+            if not isinstance(value, (list, tuple)):
+                value = [value]
+            proto = current[0] if current else (float if "scale" in name else int)(0)
+            return tuple(_coerce(proto, v, name) for v in value)
+        if isinstance(current, dict):
+            if isinstance(value, str):
+                value = json.loads(value)
+            if not isinstance(value, dict):
+                raise ValueError(value)
+            return {str(k): float(v) for k, v in value.items()}
+    except (TypeError, ValueError, json.JSONDecodeError):
+        raise UserError(f"bad value for config field {name!r}: {value!r}") from None
+    return value
+
+
+def set_field(cfg: Config, dotted: str, value: Any) -> None:
+    """Set one field by dotted name, e.g. ``set_field(cfg, "train.lr", "1e-3")``."""
+    parts = dotted.split(".")
+    raw: dict[str, Any] = {}
+    node = raw
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+    _apply(cfg, raw, prefix="")
+
+
+def _paper() -> Config:
+    return Config(preset="paper")
+
+
+def _default() -> Config:
+    cfg = Config(preset="default")
+    cfg.data.fixed_batch = False
+    cfg.infer.use_ema = True
+    cfg.train.ema_start = 0
+    cfg.train.ema_every = 1
+    cfg.train.ema_decay = 0.99
+    return cfg
+
+
+def _smoke() -> Config:
+    cfg = _default()
+    cfg.preset = "smoke"
+    cfg.data.batch_size = 4
+    cfg.data.crop_size = 48
+    cfg.train.steps_per_scale = (30,)
+    cfg.train.lr = 5e-3
+    cfg.train.checkpoint_every = 20
+    cfg.train.perceptual_weight = 0.0
+    cfg.diffusion.timesteps = 4
+    return cfg
+
+
+PRESETS = {"paper": _paper, "default": _default, "smoke": _smoke}
+
+
+def preset(name: str) -> Config:
+    """A fresh copy of a named preset."""
+    if name not in PRESETS:
+        raise UserError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    cfg = PRESETS[name]()
+    cfg.validate()
+    return copy.deepcopy(cfg)

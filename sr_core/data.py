@@ -1,0 +1,115 @@
+"""Training data from one image: Lanczos image scales and per-stage pseudo-pair samplers."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from sr_core.config import DataConfig, DegradationConfig
+from sr_core.degradation import pseudo_pair, usm_sharpen, uniform
+
+
+def to_tensor(rgb: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
+    """H x W x 3 float array in [0, 1] -> 1 x 3 x H x W tensor."""
+    return torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32)).permute(2, 0, 1)[None].to(device)
+
+
+def to_numpy(img: torch.Tensor) -> np.ndarray:
+    """1 x 3 x H x W tensor in [0, 1] -> H x W x 3 float32 array."""
+    return img[0].detach().float().cpu().clamp(0, 1).permute(1, 2, 0).numpy()
+
+
+def lanczos_resize(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize an H x W x 3 float image to (width, height) with Lanczos, channel by channel."""
+    from PIL import Image
+
+    w, h = size
+    if (w, h) == (rgb.shape[1], rgb.shape[0]):
+        return rgb.astype(np.float32, copy=True)
+    chans = [
+        np.asarray(Image.fromarray(rgb[:, :, c].astype(np.float32), mode="F").resize((w, h), Image.LANCZOS))
+        for c in range(rgb.shape[2])
+    ]
+    return np.clip(np.stack(chans, axis=2), 0, 1).astype(np.float32)
+
+
+def scaled_size(size: tuple[int, int], scale: float, max_pixels: int = 0) -> tuple[int, int]:
+    """(width, height) of an image scale, shrunk further to at most `max_pixels`."""
+    w, h = size
+    if max_pixels and w * h * scale * scale > max_pixels:
+        scale = math.sqrt(max_pixels / (w * h))
+    return max(1, round(w * scale)), max(1, round(h * scale))
+
+
+def image_scales(rgb: np.ndarray, cfg: DataConfig) -> list[np.ndarray]:
+    """The training image at each relative scale of `cfg.image_scales` (coarse first)."""
+    size = (rgb.shape[1], rgb.shape[0])
+    return [lanczos_resize(rgb, scaled_size(size, s, cfg.max_train_pixels)) for s in sorted(cfg.image_scales)]
+
+
+def dihedral(img: torch.Tensor, k: int) -> torch.Tensor:
+    """One of the 8 rotations/flips of the square's symmetry group (k in 0..7)."""
+    out = torch.rot90(img, k % 4, dims=(-2, -1))
+    return out.flip(-1) if k >= 4 else out
+
+
+class PairSampler:
+    """Batches of (x0, y) pseudo pairs in [-1, 1] from one image scale.
+
+    With `fixed_batch` (the original) one batch is drawn and returned for ever; otherwise
+    fresh degradations every call, optionally on random crops with random flips.
+    """
+
+    def __init__(
+        self,
+        rgb: np.ndarray,
+        data: DataConfig,
+        degradation: DegradationConfig,
+        *,
+        generator: torch.Generator,
+        device: torch.device | str = "cpu",
+    ):
+        self.data = data
+        self.degradation = degradation
+        self.generator = generator
+        self.device = torch.device(device)
+        self.image = to_tensor(rgb, self.device)
+        # The USM target of the whole image does not change between steps: compute it once.
+        self.sharp = usm_sharpen(self.image) if degradation.usm_target else self.image
+        # Drawn now, so a resumed stage (generator state restored afterwards) gets the same batch.
+        self._fixed = self.draw() if data.fixed_batch else None
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.image.shape[-1], self.image.shape[-2]
+
+    def _crops(self, b: int) -> tuple[torch.Tensor, torch.Tensor]:
+        c = self.data.crop_size
+        _, _, h, w = self.image.shape
+        if not c or (c >= h and c >= w):
+            return self.image.expand(b, -1, -1, -1), self.sharp.expand(b, -1, -1, -1)
+        ch, cw = min(c, h), min(c, w)
+        tops = torch.randint(h - ch + 1, (b,), generator=self.generator).tolist()
+        lefts = torch.randint(w - cw + 1, (b,), generator=self.generator).tolist()
+        img = torch.cat([self.image[..., t : t + ch, l : l + cw] for t, l in zip(tops, lefts)])
+        sharp = torch.cat([self.sharp[..., t : t + ch, l : l + cw] for t, l in zip(tops, lefts)])
+        return img, sharp
+
+    def draw(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """A new batch (x0, y), ignoring `fixed_batch`."""
+        b = self.data.batch_size
+        img, sharp = self._crops(b)
+        if self.data.flips:
+            ks = torch.randint(8, (b,), generator=self.generator).tolist()
+            img = torch.cat([dihedral(img[i : i + 1], k) for i, k in enumerate(ks)])
+            sharp = torch.cat([dihedral(sharp[i : i + 1], k) for i, k in enumerate(ks)])
+        if self.data.pair_mode == "scale_aware":
+            factor = uniform(self.generator, *self.data.step_factor)
+            return pseudo_pair(img, self.degradation, self.generator, sharp=sharp,
+                               down_factor=factor, up_mode="bicubic")
+        return pseudo_pair(img, self.degradation, self.generator, sharp=sharp)
+
+    def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self._fixed if self._fixed is not None else self.draw()

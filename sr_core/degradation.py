@@ -1,0 +1,302 @@
+"""Pseudo pairs from one image: unsharp-masked pseudo-HR and randomly degraded pseudo-LR.
+
+Everything works on batched tensors (B x 3 x H x W, values in [0, 1]) on any device; every
+random draw comes from an explicit ``torch.Generator`` (kept on the CPU so a seed gives the
+same pairs on every device).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from sr_core.config import DegradationConfig
+
+KERNEL_FAMILIES = (
+    "iso",
+    "aniso",
+    "generalized_iso",
+    "generalized_aniso",
+    "plateau_iso",
+    "plateau_aniso",
+    "sinc",
+)
+
+
+def uniform(generator: torch.Generator, lo: float, hi: float) -> float:
+    """One float drawn uniformly from [lo, hi)."""
+    return lo + (hi - lo) * float(torch.rand((), generator=generator))
+
+
+def choice(generator: torch.Generator, options, probs=None):
+    """One element of `options`, with optional (unnormalised) probabilities."""
+    if probs is None:
+        idx = int(torch.randint(len(options), (), generator=generator))
+    else:
+        w = torch.tensor(probs, dtype=torch.float64)
+        idx = int(torch.multinomial(w / w.sum(), 1, generator=generator))
+    return options[idx]
+
+
+# --------------------------------------------------------------------------- kernels
+def _grid(size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    r = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
+    yy, xx = torch.meshgrid(r, r, indexing="ij")
+    return xx, yy
+
+
+def bivariate_kernel(
+    size: int,
+    sigma_x: float,
+    sigma_y: float,
+    theta: float = 0.0,
+    *,
+    beta: float = 1.0,
+    family: str = "gaussian",
+) -> torch.Tensor:
+    """A normalised, rotated bivariate kernel: Gaussian, generalized Gaussian or plateau.
+
+    With d = x^T Sigma^-1 x: Gaussian exp(-d/2), generalized Gaussian exp(-d**beta / 2),
+    plateau 1 / (1 + d**beta) (the kernel shapes used by BSRGAN / Real-ESRGAN).
+    """
+    c, s = math.cos(theta), math.sin(theta)
+    rot = torch.tensor([[c, -s], [s, c]], dtype=torch.float64)
+    cov = rot @ torch.diag(torch.tensor([sigma_x**2, sigma_y**2], dtype=torch.float64)) @ rot.T
+    inv = torch.linalg.inv(cov)
+    xx, yy = _grid(size)
+    d = inv[0, 0] * xx * xx + (inv[0, 1] + inv[1, 0]) * xx * yy + inv[1, 1] * yy * yy
+    if family == "gaussian":
+        k = torch.exp(-0.5 * d)
+    elif family == "generalized":
+        k = torch.exp(-0.5 * d.clamp_min(0) ** beta)
+    elif family == "plateau":
+        k = 1.0 / (d.clamp_min(0) ** beta + 1.0)
+    else:
+        raise ValueError(f"unknown kernel family {family!r}")
+    return (k / k.sum()).float()
+
+
+def sinc_kernel(size: int, omega_c: float) -> torch.Tensor:
+    """A normalised circular low-pass kernel with cutoff `omega_c` (radians per pixel)."""
+    xx, yy = _grid(size)
+    r = torch.sqrt(xx * xx + yy * yy)
+    safe_r = torch.where(r == 0, torch.ones_like(r), r)
+    k = omega_c * torch.special.bessel_j1(omega_c * safe_r) / (2 * math.pi * safe_r)
+    k = torch.where(r == 0, torch.full_like(r, omega_c**2 / (4 * math.pi)), k)
+    return (k / k.sum()).float()
+
+
+def pad_kernel(kernel: torch.Tensor, size: int) -> torch.Tensor:
+    """Zero-pad a square odd kernel to `size` x `size` (centred)."""
+    pad = (size - kernel.shape[-1]) // 2
+    return F.pad(kernel, (pad, pad, pad, pad)) if pad > 0 else kernel
+
+
+def random_kernel(cfg: DegradationConfig, generator: torch.Generator) -> tuple[torch.Tensor, dict]:
+    """Draw one blur kernel as in METHOD.md §1.3; returns the kernel and what was drawn."""
+    size = int(choice(generator, list(cfg.kernel_sizes)))
+    probs = [float(cfg.kernel_probs.get(name, 0.0)) for name in KERNEL_FAMILIES]
+    family = choice(generator, KERNEL_FAMILIES, probs)
+    info: dict = {"family": family, "size": size}
+    if family == "sinc":
+        omega = uniform(generator, *cfg.sinc_omega)
+        k = sinc_kernel(size, omega)
+        info["omega_c"] = omega
+    else:
+        sx = uniform(generator, *cfg.blur_sigma)
+        if family.endswith("_iso"):
+            sy, theta = sx, 0.0
+        else:
+            sy = uniform(generator, *cfg.blur_sigma)
+            theta = uniform(generator, -math.pi, math.pi)
+        base = family.split("_")[0]
+        if base == "generalized":
+            beta = uniform(generator, *cfg.betag_range)
+        elif base == "plateau":
+            beta = uniform(generator, *cfg.betap_range)
+        else:
+            base, beta = "gaussian", 1.0
+        k = bivariate_kernel(size, sx, sy, theta, beta=beta, family=base)
+        info.update(sigma_x=sx, sigma_y=sy, theta=theta, beta=beta)
+    return pad_kernel(k, cfg.kernel_pad_to), info
+
+
+# ----------------------------------------------------------------------- filtering
+def _pad(img: torch.Tensor, pad: int) -> torch.Tensor:
+    # Reflect (OpenCV's default border) needs the image larger than the pad.
+    mode = "reflect" if min(img.shape[-2:]) > pad else "replicate"
+    return F.pad(img, (pad, pad, pad, pad), mode=mode)
+
+
+def filter2d(img: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
+    """Blur each image of a batch with its own kernel (grouped convolution).
+
+    img: B x C x H x W; kernels: k x k (shared) or B x k x k (one per image).
+    """
+    b, c, h, w = img.shape
+    if kernels.dim() == 2:
+        kernels = kernels.expand(b, -1, -1)
+    k = kernels.shape[-1]
+    weight = kernels.to(img).repeat_interleave(c, dim=0).unsqueeze(1)  # (B*C) x 1 x k x k
+    out = F.conv2d(_pad(img, k // 2).reshape(1, b * c, h + k - 1, w + k - 1), weight, groups=b * c)
+    return out.reshape(b, c, h, w)
+
+
+def gaussian_kernel(size: int, sigma: float = 0.0) -> torch.Tensor:
+    """A separable Gaussian as a 2-D kernel; sigma 0 uses OpenCV's rule for the size."""
+    if sigma <= 0:
+        sigma = 0.3 * ((size - 1) * 0.5 - 1) + 0.8
+    return bivariate_kernel(size, sigma, sigma)
+
+
+def usm_sharpen(img: torch.Tensor, *, weight: float = 1.0, radius: int = 10, threshold: float = 5.0):
+    """Unsharp masking with a soft mask (METHOD.md §1.2): the pseudo-HR target."""
+    size = radius + 1 if radius % 2 == 0 else radius  # 10 -> 11
+    kernel = gaussian_kernel(size)
+    residual = img - filter2d(img, kernel)
+    sharp = (img + weight * residual).clamp(0, 1)
+    mask = (residual.abs() * 255 > threshold).to(img.dtype)
+    soft = filter2d(mask, kernel)
+    return soft * sharp + (1 - soft) * img
+
+
+# -------------------------------------------------------------------- resize, noise
+def resize(img: torch.Tensor, size: tuple[int, int], mode: str = "bicubic", *, antialias: bool = False):
+    """Resize a batch to (height, width) with a torch interpolation mode."""
+    size = (max(1, int(size[0])), max(1, int(size[1])))
+    if tuple(img.shape[-2:]) == size:
+        return img
+    if mode == "area":
+        return F.interpolate(img, size=size, mode="area")
+    if mode == "nearest":
+        return F.interpolate(img, size=size, mode="nearest")
+    return F.interpolate(img, size=size, mode=mode, align_corners=False, antialias=antialias)
+
+
+def gaussian_noise(shape, sigma255: torch.Tensor, gray: torch.Tensor, generator) -> torch.Tensor:
+    """Gaussian noise, per-image sigma on the 0-255 scale; `gray` images share one channel."""
+    b, c, h, w = shape
+    color = torch.randn((b, c, h, w), generator=generator)
+    mono = torch.randn((b, 1, h, w), generator=generator).expand(b, c, h, w)
+    g = gray.view(b, 1, 1, 1)
+    return torch.where(g, mono, color) * (sigma255.view(b, 1, 1, 1) / 255.0)
+
+
+def poisson_noise(img_cpu: torch.Tensor, scale: torch.Tensor, gray: torch.Tensor, generator):
+    """Shot noise of an 8-bit image (256 levels), scaled per image."""
+    vals = 256.0
+    q = (img_cpu * 255).round().clamp(0, 255) / 255
+    color = torch.poisson(q * vals, generator=generator) / vals - q
+    y = (q * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    mono = (torch.poisson(y * vals, generator=generator) / vals - y).expand_as(color)
+    g = gray.view(-1, 1, 1, 1)
+    return torch.where(g, mono, color) * scale.view(-1, 1, 1, 1)
+
+
+def jpeg(img: torch.Tensor, quality: int) -> torch.Tensor:
+    """JPEG round trip of one image (3 x H x W in [0, 1]) through OpenCV."""
+    import cv2
+    import numpy as np
+
+    arr = (img.detach().cpu().clamp(0, 1).permute(1, 2, 0).numpy()[:, :, ::-1] * 255).round()
+    ok, buf = cv2.imencode(".jpg", arr.astype(np.uint8), [int(cv2.IMWRITE_JPEG_QUALITY), int(quality)])
+    dec = cv2.imdecode(buf, cv2.IMREAD_COLOR)[:, :, ::-1].astype(np.float32) / 255
+    return torch.from_numpy(dec.copy()).permute(2, 0, 1).to(img)
+
+
+def quantize(img: torch.Tensor) -> torch.Tensor:
+    return (img.clamp(0, 1) * 255).round() / 255
+
+
+# --------------------------------------------------------------------------- pairs
+@dataclass
+class Degraded:
+    """A degraded batch and, per image, what was drawn (for notebooks and tests)."""
+
+    image: torch.Tensor
+    draws: list[dict]
+
+
+def degrade(
+    img: torch.Tensor,
+    cfg: DegradationConfig,
+    generator: torch.Generator,
+    *,
+    down_factor: float | None = None,
+    up_mode: str | None = None,
+) -> Degraded:
+    """Blur, resize down, add noise, optionally JPEG, resize back, quantize.
+
+    `down_factor` fixes the down-scaling (scale-aware pairs: e.g. 2.0 halves the image) and
+    `up_mode` fixes how it is brought back (the inference resampler); both random if None.
+    """
+    b, c, h, w = img.shape
+    draws = [{} for _ in range(b)]
+    kernels = []
+    for d in draws:
+        k, info = random_kernel(cfg, generator)
+        kernels.append(k)
+        d["kernel"] = info
+    out = filter2d(img, torch.stack(kernels))
+
+    # Resizes differ in size per image: a short loop (B is small) is clearer than padding.
+    small = []
+    for i, d in enumerate(draws):
+        if down_factor is None:
+            factor = uniform(generator, *cfg.resize_range)
+            size = (max(1, round(h * factor)), max(1, round(w * factor)))
+            mode = choice(generator, list(cfg.resize_modes))
+            aa = False
+        else:
+            factor = 1.0 / down_factor
+            size = (max(1, round(h / down_factor)), max(1, round(w / down_factor)))
+            mode, aa = "bicubic", True
+        d.update(resize_factor=factor, down_mode=mode)
+        small.append(resize(out[i : i + 1], size, mode, antialias=aa).clamp(0, 1))
+
+    use_gauss = torch.rand(b, generator=generator) < cfg.gaussian_noise_prob
+    gray = torch.rand(b, generator=generator) < cfg.gray_noise_prob
+    sigma = torch.empty(b).uniform_(*cfg.gaussian_sigma, generator=generator)
+    pscale = torch.empty(b).uniform_(*cfg.poisson_scale, generator=generator)
+    jpeg_on = torch.rand(b, generator=generator) < cfg.jpeg_prob
+    quality = torch.randint(cfg.jpeg_quality[0], cfg.jpeg_quality[1] + 1, (b,), generator=generator)
+
+    result = []
+    for i, (d, s) in enumerate(zip(draws, small)):
+        s_cpu = s.detach().cpu()
+        if use_gauss[i]:
+            noise = gaussian_noise(s_cpu.shape, sigma[i : i + 1], gray[i : i + 1], generator)
+            d["noise"] = {"type": "gaussian", "sigma": float(sigma[i]), "gray": bool(gray[i])}
+        else:
+            noise = poisson_noise(s_cpu, pscale[i : i + 1], gray[i : i + 1], generator)
+            d["noise"] = {"type": "poisson", "scale": float(pscale[i]), "gray": bool(gray[i])}
+        s = (s + noise.to(s)).clamp(0, 1)
+        if jpeg_on[i]:
+            s = jpeg(s[0], int(quality[i])).unsqueeze(0)
+            d["jpeg_quality"] = int(quality[i])
+        mode = up_mode or choice(generator, list(cfg.resize_modes))
+        d["up_mode"] = mode
+        result.append(resize(s, (h, w), mode).clamp(0, 1))
+    return Degraded(quantize(torch.cat(result)), draws)
+
+
+def pseudo_pair(
+    img: torch.Tensor,
+    cfg: DegradationConfig,
+    generator: torch.Generator,
+    *,
+    sharp: torch.Tensor | None = None,
+    down_factor: float | None = None,
+    up_mode: str | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(pseudo-HR, pseudo-LR) in [-1, 1] for a batch of clean images in [0, 1].
+
+    `sharp` may pass a precomputed unsharp-masked target (the same for every step).
+    """
+    if sharp is None:
+        sharp = usm_sharpen(img) if cfg.usm_target else img
+    low = degrade(img, cfg, generator, down_factor=down_factor, up_mode=up_mode).image
+    return sharp * 2 - 1, low * 2 - 1

@@ -1,0 +1,196 @@
+"""Progressive arbitrary-scale super-resolution (METHOD.md §5).
+
+``progressive_plan`` turns what the user asked for into exact intermediate sizes;
+``upscale`` resizes a little, runs the reverse diffusion, and repeats.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from sr_core.config import InferConfig
+from sr_core.data import to_numpy, to_tensor
+from sr_core.degradation import resize
+from sr_core.diffusion import ResShiftDiffusion, StepFrame
+from sr_core.errors import UserError
+
+MAX_FACTOR = 64.0
+
+
+@dataclass(frozen=True)
+class PlanStep:
+    """Resize to `size` (width, height), then run the reverse diffusion there."""
+
+    size: tuple[int, int]
+    refine_only: bool = False  # the final extra pass: no resize, diffusion only
+
+
+def _check_factor(value: float, what: str, *, force: bool) -> float:
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        raise UserError(f"{what} must be a number, got {value!r}") from None
+    if not math.isfinite(f):
+        raise UserError(f"{what} must be finite, got {value!r}")
+    if f < 1:
+        raise UserError(f"{what} must be >= 1 (this tool only upscales), got {f:g}")
+    if f > MAX_FACTOR and not force:
+        raise UserError(f"{what} of {f:g} is absurdly large (> {MAX_FACTOR:g}); pass --force to insist")
+    return f
+
+
+def target_size(
+    in_size: tuple[int, int],
+    *,
+    scale: float | None = None,
+    scale_w: float | None = None,
+    scale_h: float | None = None,
+    size: tuple[int, int] | None = None,
+    force: bool = False,
+) -> tuple[int, int]:
+    """The exact output (width, height) for one factor, per-axis factors or a size."""
+    w, h = in_size
+    given = sum(x is not None for x in (scale, size)) + (scale_w is not None or scale_h is not None)
+    if given != 1:
+        raise UserError("give exactly one of: a scale, per-axis scales (width/height), or an output size")
+    if size is not None:
+        tw, th = (int(size[0]), int(size[1]))
+        if tw < w or th < h:
+            raise UserError(f"output size {tw}x{th} is smaller than the input {w}x{h}; this tool only upscales")
+        _check_factor(max(tw / w, th / h), "output size factor", force=force)
+    else:
+        if scale is not None:
+            fw = fh = _check_factor(scale, "scale", force=force)
+        else:
+            fw = _check_factor(scale_w if scale_w is not None else 1.0, "width scale", force=force)
+            fh = _check_factor(scale_h if scale_h is not None else 1.0, "height scale", force=force)
+        tw, th = max(1, round(w * fw)), max(1, round(h * fh))
+    if (tw, th) == (w, h):
+        raise UserError(f"the requested output {tw}x{th} is the input size: nothing to upscale")
+    return tw, th
+
+
+def progressive_plan(
+    in_size: tuple[int, int],
+    target: tuple[int, int],
+    *,
+    factors_w: Sequence[float] | None = None,
+    factors_h: Sequence[float] | None = None,
+    max_step: float = 2.0,
+    final_pass: bool = False,
+) -> list[PlanStep]:
+    """Intermediate sizes from `in_size` to exactly `target`.
+
+    With explicit factors (the seed's ``--widthl/--heightl``, relative to the input) each
+    gives one step; otherwise a geometric plan whose steps are at most `max_step`.
+    """
+    w, h = in_size
+    tw, th = target
+    sizes: list[tuple[int, int]] = []
+    if factors_w or factors_h:
+        fws = list(factors_w or factors_h)
+        fhs = list(factors_h or factors_w)
+        if len(fws) != len(fhs):
+            raise UserError("the width and height factor lists must have the same length")
+        for fw, fh in zip(fws, fhs):
+            fw, fh = _check_factor(fw, "plan factor", force=True), _check_factor(fh, "plan factor", force=True)
+            s = (max(1, round(w * fw)), max(1, round(h * fh)))
+            if s[0] > tw or s[1] > th:
+                raise UserError(f"plan step {s[0]}x{s[1]} overshoots the output {tw}x{th}")
+            if (not sizes and s != (w, h)) or (sizes and s != sizes[-1]):
+                sizes.append(s)
+    else:
+        ratio = max(tw / w, th / h)
+        n = max(1, math.ceil(math.log(ratio) / math.log(max_step) - 1e-9))
+        for i in range(1, n):
+            sizes.append((round(w * (tw / w) ** (i / n)), round(h * (th / h) ** (i / n))))
+    if not sizes or sizes[-1] != (tw, th):
+        sizes.append((tw, th))
+    steps = [PlanStep(s) for s in sizes]
+    if final_pass:
+        steps.append(PlanStep((tw, th), refine_only=True))
+    return steps
+
+
+@dataclass
+class UpscaleResult:
+    image: np.ndarray  # H x W x 3 float32 in [0, 1]
+    intermediates: list[np.ndarray] = field(default_factory=list)  # after each plan step
+    frames: list[list[StepFrame]] = field(default_factory=list)  # per step, if kept
+    plan: list[PlanStep] = field(default_factory=list)
+
+
+@torch.no_grad()
+def run_step(
+    model: torch.nn.Module,
+    diffusion: ResShiftDiffusion,
+    image: torch.Tensor,
+    step: PlanStep,
+    cfg: InferConfig,
+    *,
+    generator: torch.Generator,
+    keep_frames: bool = False,
+) -> tuple[torch.Tensor, list[StepFrame]]:
+    """One plan step on a 1 x 3 x H x W tensor in [0, 1]."""
+    w, h = step.size
+    y01 = image if step.refine_only else resize(image, (h, w), cfg.resampler).clamp(0, 1)
+    y = y01 * 2 - 1
+    frames: list[StepFrame] = []
+    x0 = None
+    for frame in diffusion.sample_steps(model, y, generator=generator, clamp=cfg.clamp):
+        x0 = frame.x0_pred
+        if keep_frames:
+            frames.append(StepFrame(frame.t, frame.x_t.cpu(), frame.x0_pred.cpu()))
+    return ((x0 + 1) / 2).clamp(0, 1), frames
+
+
+def upscale(
+    model: torch.nn.Module,
+    rgb: np.ndarray,
+    plan: list[PlanStep],
+    diffusion: ResShiftDiffusion,
+    cfg: InferConfig,
+    *,
+    device: torch.device | str = "cpu",
+    seed: int = 0,
+    keep_frames: bool = False,
+    progress: bool = True,
+    on_step: Callable[[int, PlanStep, np.ndarray], None] | None = None,
+) -> UpscaleResult:
+    """Run every step of `plan` on an H x W x 3 image in [0, 1]."""
+    from tqdm.auto import tqdm
+
+    model = model.to(device).eval()
+    generator = torch.Generator().manual_seed(int(seed))
+    current = to_tensor(rgb, device)
+    result = UpscaleResult(image=rgb, plan=list(plan))
+    bar = tqdm(plan, desc="upscale", disable=not progress, leave=True, dynamic_ncols=True)
+    for i, step in enumerate(bar):
+        bar.set_postfix_str(f"{step.size[0]}x{step.size[1]}{' refine' if step.refine_only else ''}")
+        current, frames = run_step(model, diffusion, current, step, cfg, generator=generator,
+                                   keep_frames=keep_frames)
+        arr = to_numpy(current)
+        result.intermediates.append(arr)
+        if keep_frames:
+            result.frames.append(frames)
+        if on_step is not None:
+            on_step(i, step, arr)
+    bar.close()
+    result.image = result.intermediates[-1]
+    return result
+
+
+def resize_alpha(alpha: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Bicubic resize of an alpha channel to (width, height)."""
+    t = torch.from_numpy(np.ascontiguousarray(alpha, dtype=np.float32))[None, None]
+    return resize(t, (size[1], size[0]), "bicubic")[0, 0].clamp(0, 1).numpy()
+
+
+def bicubic_upscale(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """The plain bicubic baseline with the same resampler inference uses."""
+    return to_numpy(resize(to_tensor(rgb), (size[1], size[0]), "bicubic").clamp(0, 1))

@@ -1,0 +1,235 @@
+"""Image files in and out: any common format, 8/16 bit, gray/RGBA, EXIF orientation, atomic writes."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from sr_core.errors import UserError
+
+MIN_SIDE = 4  # smaller images cannot carry a 7x7 blur kernel's worth of structure
+_GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
+
+
+@dataclass
+class LoadedImage:
+    """An image as floats in [0, 1] plus what is needed to write it back the same way."""
+
+    rgb: np.ndarray  # float32, H x W x 3
+    alpha: np.ndarray | None  # float32, H x W, or None
+    bit_depth: int  # 8 or 16
+    gray: bool  # the source had one colour channel
+    path: Path | None = None
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height)."""
+        return self.rgb.shape[1], self.rgb.shape[0]
+
+
+def load_image(path: str | os.PathLike, *, min_side: int = MIN_SIDE) -> LoadedImage:
+    """Read an image file; raise UserError with a one-line reason if it cannot be used."""
+    from PIL import Image, UnidentifiedImageError
+
+    p = Path(path)
+    if not p.exists():
+        raise UserError(f"input image not found: {p}")
+    if p.is_dir():
+        raise UserError(f"input is a directory, not an image: {p}")
+    if p.stat().st_size == 0:
+        raise UserError(f"input image is empty (0 bytes): {p}")
+    try:
+        data = p.read_bytes()
+    except OSError as exc:
+        raise UserError(f"cannot read {p}: {exc.strerror or exc}") from None
+    try:
+        # Orientation is applied in numpy below, so 16-bit data stays intact.
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()  # decode fully now, so truncated files fail here
+            mode = im.mode
+            has_alpha = mode in ("RGBA", "LA", "PA") or (
+                mode == "P" and "transparency" in im.info
+            )
+            orientation = im.getexif().get(0x0112, 1)
+            pil_pixels = _pil_to_array(im, has_alpha)
+    except UnidentifiedImageError:
+        raise UserError(f"not an image file (format not recognised): {p}") from None
+    except Image.DecompressionBombError as exc:
+        raise UserError(f"image too large to open safely: {p} ({exc})") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise UserError(f"corrupt or truncated image: {p} ({exc})") from None
+
+    pixels = _cv2_decode(data, pil_pixels.shape[:2])
+    if pixels is None or (pixels.ndim == 3 and pixels.shape[2] == 4) != has_alpha:
+        pixels = pil_pixels
+    pixels = _apply_orientation(pixels, orientation)
+
+    bit_depth = 16 if pixels.dtype == np.uint16 else 8
+    scale = 65535.0 if bit_depth == 16 else 255.0
+    arr = pixels.astype(np.float32) / scale
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    alpha = arr[:, :, -1] if has_alpha else None
+    color = arr[:, :, :-1] if has_alpha else arr
+    gray = mode in _GRAY_MODES or color.shape[2] == 1
+    if color.shape[2] == 1:
+        color = np.repeat(color, 3, axis=2)
+    h, w = color.shape[:2]
+    if min(h, w) < min_side:
+        raise UserError(f"image is too small ({w}x{h}); need at least {min_side}x{min_side}: {p}")
+    return LoadedImage(
+        rgb=np.ascontiguousarray(color[:, :, :3]),
+        alpha=None if alpha is None else np.ascontiguousarray(alpha),
+        bit_depth=bit_depth,
+        gray=gray,
+        path=p,
+    )
+
+
+def _pil_to_array(im, has_alpha: bool) -> np.ndarray:
+    if im.mode in ("I;16", "I;16B", "I;16L"):
+        return np.asarray(im, dtype=np.uint16)
+    if im.mode in ("I", "F"):
+        arr = np.asarray(im, dtype=np.float64)
+        top = 65535 if arr.max() > 255 else 255
+        dtype = np.uint16 if top == 65535 else np.uint8
+        return np.clip(arr, 0, top).astype(dtype)
+    target = ("LA" if im.mode in ("LA", "1", "L") else "RGBA") if has_alpha else None
+    if target is None:
+        target = "L" if im.mode in ("1", "L") else "RGB"
+    return np.asarray(im.convert(target), dtype=np.uint8)
+
+
+def _cv2_decode(data: bytes, hw: tuple[int, int]) -> np.ndarray | None:
+    """OpenCV keeps 16-bit colour that Pillow truncates; returns RGB(A) order or None."""
+    try:
+        import cv2
+    except ImportError:
+        return None
+    flags = cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION
+    arr = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+    if arr is None or arr.shape[:2] != tuple(hw) or arr.dtype not in (np.uint8, np.uint16):
+        return None
+    if arr.ndim == 3 and arr.shape[2] == 3:
+        arr = arr[:, :, ::-1]
+    elif arr.ndim == 3 and arr.shape[2] == 4:
+        arr = arr[:, :, [2, 1, 0, 3]]
+    elif arr.ndim == 3 and arr.shape[2] == 2:
+        pass  # gray + alpha
+    elif arr.ndim != 2:
+        return None
+    return np.ascontiguousarray(arr)
+
+
+def _apply_orientation(arr: np.ndarray, orientation: int) -> np.ndarray:
+    """Apply an EXIF orientation tag (1-8) so the pixels are upright."""
+    ops = {
+        2: lambda a: a[:, ::-1],
+        3: lambda a: a[::-1, ::-1],
+        4: lambda a: a[::-1, :],
+        5: lambda a: np.swapaxes(a, 0, 1),
+        6: lambda a: np.rot90(a, -1),
+        7: lambda a: np.rot90(np.swapaxes(a, 0, 1), 2),
+        8: lambda a: np.rot90(a, 1),
+    }
+    op = ops.get(int(orientation or 1))
+    return np.ascontiguousarray(op(arr)) if op else arr
+
+
+def to_uint(arr: np.ndarray, bit_depth: int) -> np.ndarray:
+    top = 65535 if bit_depth == 16 else 255
+    dtype = np.uint16 if bit_depth == 16 else np.uint8
+    return np.round(np.clip(arr, 0.0, 1.0) * top).astype(dtype)
+
+
+def encode_png(
+    rgb: np.ndarray, *, alpha: np.ndarray | None = None, bit_depth: int = 8, gray: bool = False
+) -> bytes:
+    """PNG bytes of an H x W x 3 float image in [0, 1], keeping bit depth and mode."""
+    import cv2
+
+    if gray:
+        y = rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+        chans = [y] if alpha is None else [y, y, y, alpha]  # OpenCV has no gray+alpha
+    else:
+        chans = [rgb[:, :, 2], rgb[:, :, 1], rgb[:, :, 0]]
+        if alpha is not None:
+            chans.append(alpha)
+    arr = to_uint(np.stack(chans, axis=2) if len(chans) > 1 else chans[0], bit_depth)
+    ok, buf = cv2.imencode(".png", arr)
+    if not ok:
+        raise UserError("could not encode the output as PNG")
+    return buf.tobytes()
+
+
+def save_image(
+    path: str | os.PathLike,
+    rgb: np.ndarray,
+    *,
+    alpha: np.ndarray | None = None,
+    bit_depth: int = 8,
+    gray: bool = False,
+    overwrite: bool = False,
+) -> Path:
+    """Write a PNG atomically; refuse to replace an existing file unless `overwrite`."""
+    p = Path(path)
+    if p.suffix.lower() != ".png":
+        raise UserError(f"output must be a .png file: {p}")
+    atomic_write_bytes(p, encode_png(rgb, alpha=alpha, bit_depth=bit_depth, gray=gray),
+                       overwrite=overwrite)
+    return p
+
+
+def check_writable(path: Path, *, overwrite: bool) -> None:
+    """Fail early (before any long work) if `path` cannot be written as asked."""
+    if path.exists() and not overwrite:
+        raise UserError(f"output already exists: {path} (use --overwrite to replace it)")
+    if path.exists() and path.is_dir():
+        raise UserError(f"output path is a directory: {path}")
+    folder = path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create output folder {folder}: {exc.strerror or exc}") from None
+    if not os.access(folder, os.W_OK):
+        raise UserError(f"output folder is not writable: {folder}")
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path, *, overwrite: bool = True) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; on success it replaces `path` in one rename."""
+    path = Path(path)
+    check_writable(path, overwrite=overwrite)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        if path.exists() and not overwrite:
+            raise UserError(f"output already exists: {path} (use --overwrite to replace it)")
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def atomic_write_bytes(path: Path, data: bytes, *, overwrite: bool = True) -> None:
+    try:
+        with atomic_path(Path(path), overwrite=overwrite) as tmp:
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+    except PermissionError as exc:
+        raise UserError(f"cannot write {path}: {exc.strerror}") from None
+
+
+def atomic_write_text(path: Path, text: str, *, overwrite: bool = True) -> None:
+    atomic_write_bytes(Path(path), text.encode("utf-8"), overwrite=overwrite)

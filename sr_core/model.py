@@ -1,0 +1,92 @@
+"""The denoiser: an attention-free chain of ConvNeXt blocks with U-Net-style skips (METHOD.md §2).
+
+No down- or up-sampling, so any image size works (odd sizes included). The network sees the
+integer step index, never the diffusion schedule.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from sr_core.config import ModelConfig
+
+
+def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
+    """Sinusoidal embedding of integer steps: B -> B x dim."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=t.device) / max(half - 1, 1))
+    args = t.float()[:, None] * freqs[None]
+    emb = torch.cat([args.sin(), args.cos()], dim=1)
+    return nn.functional.pad(emb, (0, dim - emb.shape[1]))
+
+
+class ChannelLayerNorm(nn.Module):
+    """LayerNorm over the channel axis of a B x C x H x W tensor."""
+
+    def __init__(self, channels: int, eps: float = 1e-5):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(1, channels, 1, 1))
+        self.bias = nn.Parameter(torch.zeros(1, channels, 1, 1))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mean = x.mean(1, keepdim=True)
+        var = x.var(1, keepdim=True, unbiased=False)
+        return (x - mean) / torch.sqrt(var + self.eps) * self.weight + self.bias
+
+
+class ConvNextBlock(nn.Module):
+    """Depthwise 7x7, + time embedding, [LayerNorm], 3x3 -> GELU -> 3x3, residual."""
+
+    def __init__(self, dim: int, dim_out: int, time_dim: int, *, mult: int, kernel: int, norm: bool):
+        super().__init__()
+        self.depthwise = nn.Conv2d(dim, dim, kernel, padding=kernel // 2, groups=dim)
+        self.time = nn.Sequential(nn.GELU(), nn.Linear(time_dim, dim))
+        self.net = nn.Sequential(
+            ChannelLayerNorm(dim) if norm else nn.Identity(),
+            nn.Conv2d(dim, dim_out * mult, 3, padding=1),
+            nn.GELU(),
+            nn.Conv2d(dim_out * mult, dim_out, 3, padding=1),
+        )
+        self.skip = nn.Conv2d(dim, dim_out, 1) if dim != dim_out else nn.Identity()
+
+    def forward(self, x: torch.Tensor, temb: torch.Tensor) -> torch.Tensor:
+        h = self.depthwise(x) + self.time(temb)[:, :, None, None]
+        return self.net(h) + self.skip(x)
+
+
+class NextNet(nn.Module):
+    """Predicts the clean image (3 channels) from concat(x_t, y) and the step index."""
+
+    def __init__(self, cfg: ModelConfig | None = None, in_channels: int = 6, out_channels: int = 3):
+        super().__init__()
+        cfg = cfg or ModelConfig()
+        self.cfg = cfg
+        f = cfg.filters
+        self.time_mlp = nn.Sequential(nn.Linear(f, 4 * f), nn.GELU(), nn.Linear(4 * f, f))
+        half = cfg.depth // 2
+        opts = dict(time_dim=f, mult=cfg.mult, kernel=cfg.kernel_size)
+        self.down = nn.ModuleList(
+            ConvNextBlock(in_channels if i == 0 else f, f, norm=i > 0, **opts) for i in range(half)
+        )
+        self.up = nn.ModuleList(ConvNextBlock(2 * f, f, norm=True, **opts) for _ in range(half))
+        self.head = nn.Conv2d(f, out_channels, 1)
+
+    def forward(self, x_t: torch.Tensor, y: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        temb = self.time_mlp(timestep_embedding(t, self.cfg.filters))
+        h = torch.cat([x_t, y], dim=1)
+        skips = []
+        for block in self.down:
+            h = block(h, temb)
+            skips.append(h)
+        for block in self.up:
+            h = block(torch.cat([h, skips.pop()], dim=1), temb)
+        out = self.head(h)
+        return y + out if self.cfg.residual else out
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

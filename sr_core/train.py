@@ -1,0 +1,270 @@
+"""Training on one image, stage by stage over the image scales (coarse first).
+
+``train_stage`` trains one scale and is what a notebook shows; ``train`` is the loop over
+stages with checkpoints, resume and the loss curve.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from sr_core.checkpoint import image_fingerprint, load_checkpoint, save_checkpoint
+from sr_core.config import Config
+from sr_core.data import PairSampler, image_scales
+from sr_core.diffusion import ResShiftDiffusion
+from sr_core.errors import UserError
+from sr_core.model import NextNet
+
+
+def _generator(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(int(seed) & 0xFFFF_FFFF_FFFF)
+
+
+def build_model(cfg: Config, *, seed: int | None = None, device: torch.device | str = "cpu") -> NextNet:
+    """A freshly initialised denoiser; the same seed gives the same weights."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed if seed is None else seed)
+        model = NextNet(cfg.model)
+    return model.to(device)
+
+
+@dataclass
+class TrainState:
+    """Everything that changes during training; a checkpoint is this, serialised."""
+
+    cfg: Config
+    model: NextNet
+    ema: NextNet
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    noise_gen: torch.Generator
+    fingerprint: str
+    stage: int = 0
+    stage_step: int = 0
+    global_step: int = 0
+    history: dict[str, list] = field(default_factory=lambda: {"step": [], "stage": [], "loss": [], "mse": []})
+    data_gen_state: torch.Tensor | None = None
+
+    @classmethod
+    def fresh(cls, cfg: Config, fingerprint: str, device: torch.device) -> "TrainState":
+        model = build_model(cfg, device=device)
+        optimizer = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)
+        scheduler = torch.optim.lr_scheduler.MultiStepLR(
+            optimizer, milestones=list(cfg.train.lr_milestones), gamma=cfg.train.lr_gamma
+        )
+        ema = copy.deepcopy(model).eval().requires_grad_(False)
+        return cls(cfg, model, ema, optimizer, scheduler, _generator(cfg.seed + 1), fingerprint)
+
+    def payload(self, data_gen: torch.Generator | None) -> dict:
+        return {
+            "model": self.model.state_dict(),
+            "ema": self.ema.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "noise_rng": self.noise_gen.get_state(),
+            "data_rng": data_gen.get_state() if data_gen is not None else torch.empty(0, dtype=torch.uint8),
+            "stage": self.stage,
+            "stage_step": self.stage_step,
+            "global_step": self.global_step,
+            "history": self.history,
+            "fingerprint": self.fingerprint,
+        }
+
+    def save(self, path: Path, data_gen: torch.Generator | None) -> Path:
+        return save_checkpoint(path, self.payload(data_gen), self.cfg)
+
+    @classmethod
+    def resume(cls, path: Path, cfg: Config, fingerprint: str, device: torch.device) -> "TrainState":
+        data, saved = load_checkpoint(path, expect=cfg)
+        if saved.to_dict() != cfg.to_dict():
+            raise UserError(f"cannot resume from {path}: it was made with a different config")
+        if data.get("fingerprint") != fingerprint:
+            raise UserError(f"cannot resume from {path}: it was trained on a different image")
+        state = cls.fresh(cfg, fingerprint, device)
+        state.model.load_state_dict(data["model"])
+        state.ema.load_state_dict(data["ema"])
+        state.optimizer.load_state_dict(data["optimizer"])
+        state.scheduler.load_state_dict(data["scheduler"])
+        state.noise_gen.set_state(data["noise_rng"])
+        state.stage, state.stage_step = int(data["stage"]), int(data["stage_step"])
+        state.global_step = int(data["global_step"])
+        state.history = {k: list(v) for k, v in data["history"].items()}
+        state.data_gen_state = data["data_rng"] if data["data_rng"].numel() else None
+        return state
+
+
+@torch.no_grad()
+def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    for e, p in zip(ema.parameters(), model.parameters()):
+        e.lerp_(p, 1.0 - decay)
+    for e, b in zip(ema.buffers(), model.buffers()):
+        e.copy_(b)
+
+
+def train_stage(
+    state: TrainState,
+    sampler: PairSampler,
+    diffusion: ResShiftDiffusion,
+    steps: int,
+    *,
+    perceptual=None,
+    checkpoint: Callable[[], None] | None = None,
+    progress: bool = True,
+    on_step: Callable[[int, dict], None] | None = None,
+) -> list[float]:
+    """Train the current stage up to `steps` steps (continuing from `state.stage_step`)."""
+    from tqdm.auto import tqdm
+
+    cfg = state.cfg.train
+    state.model.train()
+    losses: list[float] = []
+    bar = tqdm(
+        total=steps,
+        initial=state.stage_step,
+        desc=f"stage {state.stage + 1}/{len(state.cfg.data.image_scales)} {sampler.size[0]}x{sampler.size[1]}",
+        disable=not progress,
+        leave=True,
+        dynamic_ncols=True,
+    )
+    try:
+        while state.stage_step < steps:
+            x0, y = sampler.next_batch()
+            loss, parts = diffusion.loss(
+                state.model, x0, y, generator=state.noise_gen,
+                perceptual=perceptual, perceptual_weight=cfg.perceptual_weight,
+            )
+            if not math.isfinite(parts["loss"]):
+                raise UserError(
+                    f"training diverged (loss {parts['loss']}) at step {state.global_step + 1}; "
+                    "the last good checkpoint is kept — try a lower learning rate (--set train.lr=...)"
+                )
+            state.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(state.model.parameters(), cfg.grad_clip)
+            state.optimizer.step()
+            state.scheduler.step()
+            state.stage_step += 1
+            state.global_step += 1
+            if state.global_step < cfg.ema_start:
+                update_ema(state.ema, state.model, 0.0)  # EMA follows the model until it starts
+            elif state.global_step % cfg.ema_every == 0:
+                update_ema(state.ema, state.model, cfg.ema_decay)
+            losses.append(parts["loss"])
+            for key in ("step", "stage", "loss", "mse"):
+                value = {"step": state.global_step, "stage": state.stage}.get(key, parts.get(key))
+                state.history[key].append(value)
+            bar.update(1)
+            bar.set_postfix(loss=f"{parts['loss']:.4f}", refresh=False)
+            if on_step is not None:
+                on_step(state.global_step, parts)
+            if checkpoint is not None and (
+                state.global_step % cfg.checkpoint_every == 0 or state.stage_step == steps
+            ):
+                checkpoint()
+    finally:
+        bar.close()
+        state.model.eval()
+    return losses
+
+
+@dataclass
+class TrainResult:
+    model: NextNet
+    ema: NextNet
+    config: Config
+    history: dict[str, list]
+    checkpoint: Path | None
+    seconds: float
+
+    def sampling_model(self) -> NextNet:
+        """The weights inference should use (EMA or raw, as the config says)."""
+        return self.ema if self.config.infer.use_ema else self.model
+
+
+def train(
+    rgb: np.ndarray,
+    cfg: Config,
+    *,
+    device: torch.device | str = "cpu",
+    out_dir: Path | None = None,
+    resume: Path | None = None,
+    progress: bool = True,
+    perceptual="auto",
+    on_step: Callable[[int, dict], None] | None = None,
+) -> TrainResult:
+    """Train a model on one image (H x W x 3 floats in [0, 1]) over all image scales.
+
+    Checkpoints go to ``out_dir/checkpoints/step-NNNNNN.pt`` (and ``last.pt``); with
+    `resume` training continues from a checkpoint of the same config and image.
+    """
+    import time
+
+    from sr_core.perceptual import load_perceptual
+
+    t0 = time.perf_counter()
+    device = torch.device(device)
+    cfg.validate()
+    fingerprint = image_fingerprint(rgb)
+    state = (
+        TrainState.resume(Path(resume), cfg, fingerprint, device)
+        if resume
+        else TrainState.fresh(cfg, fingerprint, device)
+    )
+    if perceptual == "auto":
+        perceptual = load_perceptual("vgg", device) if cfg.train.perceptual_weight > 0 else None
+    diffusion = ResShiftDiffusion(cfg.diffusion)
+    ckpt_dir = Path(out_dir) / "checkpoints" if out_dir is not None else None
+    last: Path | None = None
+
+    scales = image_scales(rgb, cfg.data)
+    for stage in range(state.stage, len(scales)):
+        if stage != state.stage:
+            state.stage, state.stage_step = stage, 0
+            state.data_gen_state = None
+        data_gen = _generator(cfg.seed * 1009 + stage)
+        sampler = PairSampler(scales[stage], cfg.data, cfg.degradation, generator=data_gen, device=device)
+        if state.data_gen_state is not None:
+            data_gen.set_state(state.data_gen_state)
+            state.data_gen_state = None
+
+        def checkpoint() -> None:
+            nonlocal last
+            if ckpt_dir is None:
+                return
+            last = state.save(ckpt_dir / f"step-{state.global_step:06d}.pt", data_gen)
+            state.save(ckpt_dir / "last.pt", data_gen)
+
+        try:
+            train_stage(
+                state, sampler, diffusion, cfg.steps_for_stage(stage),
+                perceptual=perceptual, checkpoint=checkpoint, progress=progress, on_step=on_step,
+            )
+        except KeyboardInterrupt:
+            if ckpt_dir is not None and state.stage_step > 0:
+                checkpoint()
+            raise
+    if out_dir is not None and last is None and ckpt_dir is not None:
+        # Nothing trained in this call (all stages already done): still leave a checkpoint.
+        last = state.save(ckpt_dir / f"step-{state.global_step:06d}.pt", None)
+        state.save(ckpt_dir / "last.pt", None)
+    return TrainResult(state.model, state.ema, cfg, state.history, last, time.perf_counter() - t0)
+
+
+def load_model(path: Path, *, device: torch.device | str = "cpu", use_ema: bool | None = None):
+    """A model ready for sampling from a checkpoint, with the config it was trained with."""
+    data, cfg = load_checkpoint(Path(path))
+    model = NextNet(cfg.model)
+    ema = cfg.infer.use_ema if use_ema is None else use_ema
+    try:
+        model.load_state_dict(data["ema"] if ema and "ema" in data else data["model"])
+    except (RuntimeError, KeyError) as exc:
+        raise UserError(f"checkpoint {path} does not match its own model config: {str(exc)[:120]}") from None
+    return model.to(device).eval(), cfg
