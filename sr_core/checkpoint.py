@@ -41,12 +41,16 @@ def load_checkpoint(path: Path, *, expect: Config | None = None) -> tuple[dict[s
         raise UserError(f"checkpoint not found: {path}")
     if path.is_dir():
         raise UserError(f"checkpoint path is a directory: {path}")
+    with open(path, "rb") as fh:
+        magic = fh.read(4)
+    if magic != b"PK\x03\x04":  # torch.save writes a zip archive
+        raise UserError(f"not an sr_core checkpoint (not a torch zip archive): {path}")
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else "unsupported object"
+    except pickle.UnpicklingError:
         raise UserError(
-            f"refusing to load {path}: it contains objects other than plain weights ({first})"
+            f"refusing to load {path}: it holds objects other than plain weights, "
+            "and unpickling them could run code"
         ) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, KeyError) as exc:
         raise UserError(f"corrupt or truncated checkpoint {path}: {type(exc).__name__}") from None

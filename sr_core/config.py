@@ -95,6 +95,7 @@ class TrainConfig:
 
     steps_per_scale: tuple[int, ...] = (100,)  # one value for all scales, or one per scale
     lr: float = 1e-2
+    lr_schedule: str = "step"  # "step": MultiStepLR on lr_milestones; "cosine": to 0 over all steps
     lr_milestones: tuple[int, ...] = ()
     lr_gamma: float = 0.1
     ema_decay: float = 0.995
@@ -114,6 +115,8 @@ class InferConfig:
     use_ema: bool = False  # the original samples from the raw model
     resampler: str = "bicubic"
     clamp: bool = True
+    stochastic: bool = True  # False: deterministic sampler (posterior mean, no fresh noise)
+    back_projection: int = 0  # iterations of back-projection onto the step's input (0 = off)
 
 
 @dataclass
@@ -190,6 +193,10 @@ class Config:
             raise UserError("need 0 < min_noise_level < max_noise_level < 1")
         if self.infer.max_step_factor <= 1:
             raise UserError("max_step_factor must be > 1")
+        if tr.lr_schedule not in ("step", "cosine"):
+            raise UserError(f"lr_schedule must be 'step' or 'cosine', got {tr.lr_schedule!r}")
+        if self.infer.back_projection < 0:
+            raise UserError("back_projection must be >= 0")
         if tr.checkpoint_every < 1:
             raise UserError("checkpoint_every must be >= 1")
 
@@ -290,6 +297,8 @@ def _smoke() -> Config:
     cfg.train.lr = 5e-3
     cfg.train.checkpoint_every = 20
     cfg.train.perceptual_weight = 0.0
+    cfg.train.ema_decay = 0.9  # a few dozen steps: a slow EMA would still be the random init
+    cfg.model.residual = True  # learns in seconds (starts from y instead of from nothing)
     cfg.diffusion.timesteps = 4
     return cfg
 

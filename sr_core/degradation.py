@@ -160,7 +160,7 @@ def usm_sharpen(img: torch.Tensor, *, weight: float = 1.0, radius: int = 10, thr
     sharp = (img + weight * residual).clamp(0, 1)
     mask = (residual.abs() * 255 > threshold).to(img.dtype)
     soft = filter2d(mask, kernel)
-    return soft * sharp + (1 - soft) * img
+    return (soft * sharp + (1 - soft) * img).clamp(0, 1)
 
 
 # -------------------------------------------------------------------- resize, noise

@@ -115,16 +115,19 @@ class ResShiftDiffusion:
         *,
         generator: torch.Generator | None = None,
         clamp: bool = True,
+        stochastic: bool = True,
         noise_fn: Callable[[tuple[int, ...]], torch.Tensor] | None = None,
     ) -> Iterator[StepFrame]:
         """Run the full reverse chain from x_T, yielding a StepFrame at every step.
 
+        With `stochastic` False the chain starts at x_T = y and follows the posterior mean
+        (no fresh noise): a deterministic sampler, better for fidelity.
         `noise_fn(shape)` may supply the noise (tiling shares one noise field across tiles).
         """
         def draw(shape):
             return noise_fn(shape).to(y) if noise_fn else torch.randn(shape, generator=generator).to(y)
 
-        x = self.prior_sample(y, noise=draw(y.shape))
+        x = self.prior_sample(y, noise=draw(y.shape)) if stochastic else y.clone()
         for i in reversed(range(self.timesteps)):
             t = torch.full((y.shape[0],), i, dtype=torch.long)
             x0 = model(x, y, t.to(y.device))
@@ -133,7 +136,7 @@ class ResShiftDiffusion:
             mean, var = self.q_posterior(x, x0, t)
             yield StepFrame(i, x, x0)
             # At t = 1 the posterior is x0 itself (eta_0 = 0): no noise at the last step.
-            x = mean + var.sqrt() * draw(y.shape) if i > 0 else x0
+            x = mean + var.sqrt() * draw(y.shape) if i > 0 and stochastic else (mean if i > 0 else x0)
 
     @torch.no_grad()
     def sample(self, model: Denoiser, y: torch.Tensor, **kwargs) -> torch.Tensor:

@@ -142,11 +142,29 @@ def run_step(
     y = y01 * 2 - 1
     frames: list[StepFrame] = []
     x0 = None
-    for frame in diffusion.sample_steps(model, y, generator=generator, clamp=cfg.clamp):
+    for frame in diffusion.sample_steps(model, y, generator=generator, clamp=cfg.clamp,
+                                        stochastic=cfg.stochastic):
         x0 = frame.x0_pred
         if keep_frames:
             frames.append(StepFrame(frame.t, frame.x_t.cpu(), frame.x0_pred.cpu()))
-    return ((x0 + 1) / 2).clamp(0, 1), frames
+    out = ((x0 + 1) / 2).clamp(0, 1)
+    if cfg.back_projection and not step.refine_only:
+        out = back_project(out, image, cfg.back_projection, resampler=cfg.resampler)
+    return out, frames
+
+
+def back_project(hr: torch.Tensor, lr: torch.Tensor, iterations: int, *, resampler: str = "bicubic") -> torch.Tensor:
+    """Iterative back-projection: nudge `hr` until, downscaled, it matches `lr`.
+
+    Downscaling is antialiased bicubic (how LR images are usually made); the residual is
+    brought back up with the inference resampler.
+    """
+    h, w = lr.shape[-2:]
+    H, W = hr.shape[-2:]
+    for _ in range(iterations):
+        residual = lr - resize(hr, (h, w), "bicubic", antialias=True)
+        hr = (hr + resize(residual, (H, W), resampler)).clamp(0, 1)
+    return hr
 
 
 def upscale(
@@ -165,7 +183,8 @@ def upscale(
     """Run every step of `plan` on an H x W x 3 image in [0, 1]."""
     from tqdm.auto import tqdm
 
-    model = model.to(device).eval()
+    if isinstance(model, torch.nn.Module):
+        model = model.to(device).eval()
     generator = torch.Generator().manual_seed(int(seed))
     current = to_tensor(rgb, device)
     result = UpscaleResult(image=rgb, plan=list(plan))

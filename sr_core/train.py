@@ -56,9 +56,12 @@ class TrainState:
     def fresh(cls, cfg: Config, fingerprint: str, device: torch.device) -> "TrainState":
         model = build_model(cfg, device=device)
         optimizer = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)
-        scheduler = torch.optim.lr_scheduler.MultiStepLR(
-            optimizer, milestones=list(cfg.train.lr_milestones), gamma=cfg.train.lr_gamma
-        )
+        if cfg.train.lr_schedule == "cosine":
+            scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, cfg.total_steps()))
+        else:
+            scheduler = torch.optim.lr_scheduler.MultiStepLR(
+                optimizer, milestones=list(cfg.train.lr_milestones), gamma=cfg.train.lr_gamma
+            )
         ema = copy.deepcopy(model).eval().requires_grad_(False)
         return cls(cfg, model, ema, optimizer, scheduler, _generator(cfg.seed + 1), fingerprint)
 

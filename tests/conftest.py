@@ -1,0 +1,49 @@
+"""Shared fixtures: CPU only, fixed seeds, small images, a trained smoke model."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")  # tests run on the CPU everywhere
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "data"
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+    np.random.seed(0)
+
+
+@pytest.fixture(scope="session")
+def sample_rgb() -> np.ndarray:
+    from sr_core.io import load_image
+
+    return load_image(DATA / "chelsea_crop.png").rgb
+
+
+@pytest.fixture
+def smoke_cfg():
+    from sr_core.config import preset
+
+    return preset("smoke")
+
+
+@pytest.fixture(scope="session")
+def trained_smoke(tmp_path_factory, sample_rgb):
+    """One smoke-preset training run on a 64x64 crop, shared by the tests that need a model."""
+    from sr_core.config import preset
+    from sr_core.train import train
+
+    out = tmp_path_factory.mktemp("trained")
+    cfg = preset("smoke")
+    result = train(sample_rgb[:64, :64], cfg, out_dir=out, progress=False)
+    return result, out

@@ -1,0 +1,56 @@
+import json
+
+import pytest
+
+from sr_core.config import PRESETS, Config, preset, set_field
+from sr_core.errors import UserError
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_presets_round_trip_through_json(name):
+    cfg = preset(name)
+    again = Config.from_json(cfg.to_json())
+    assert again.to_dict() == cfg.to_dict()
+
+
+def test_paper_preset_matches_method_defaults():
+    cfg = preset("paper")
+    assert cfg.data.image_scales == (0.9, 1.0)
+    assert cfg.data.batch_size == 8 and cfg.data.fixed_batch and cfg.data.crop_size == 0
+    assert cfg.model.depth == 4 and cfg.model.filters == 8
+    assert cfg.diffusion.timesteps == 15 and cfg.diffusion.kappa == 1.0
+    assert cfg.train.lr == 1e-2 and cfg.train.steps_per_scale == (100,)
+    assert cfg.train.ema_decay == 0.995 and cfg.train.ema_start == 200 and cfg.train.ema_every == 10
+    assert cfg.infer.final_pass and not cfg.infer.use_ema
+    assert cfg.degradation.kernel_probs["sinc"] == pytest.approx(0.1)
+    assert cfg.degradation.jpeg_prob == 0.0
+
+
+def test_set_field_coerces_types_and_rejects_nonsense():
+    cfg = preset("paper")
+    set_field(cfg, "train.lr", "1e-3")
+    set_field(cfg, "data.image_scales", ["0.5", "1"])
+    set_field(cfg, "data.fixed_batch", "false")
+    assert cfg.train.lr == 1e-3 and cfg.data.image_scales == (0.5, 1.0) and cfg.data.fixed_batch is False
+    with pytest.raises(UserError, match="unknown config field"):
+        set_field(cfg, "train.nope", 1)
+    with pytest.raises(UserError, match="bad value"):
+        set_field(cfg, "train.lr", "fast")
+    with pytest.raises(UserError, match="bad value"):
+        set_field(cfg, "train.lr", "nan")
+
+
+def test_validate_and_newer_version():
+    cfg = preset("paper")
+    cfg.model.depth = 3
+    with pytest.raises(UserError, match="even"):
+        cfg.validate()
+    raw = preset("paper").to_dict()
+    raw["config_version"] = 99
+    with pytest.raises(UserError, match="newer"):
+        Config.from_dict(raw)
+    with pytest.raises(UserError, match="unknown preset"):
+        preset("best")
+    with pytest.raises(UserError, match="JSON"):
+        Config.from_json("{not json")
+    assert json.loads(preset("smoke").to_json())["preset"] == "smoke"

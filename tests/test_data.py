@@ -1,0 +1,57 @@
+import numpy as np
+import torch
+
+from sr_core.config import preset
+from sr_core.data import PairSampler, dihedral, image_scales, scaled_size
+
+
+def test_image_scales_sizes_and_order(sample_rgb):
+    cfg = preset("paper").data
+    scales = image_scales(sample_rgb, cfg)
+    assert [s.shape for s in scales] == [(115, 115, 3), (128, 128, 3)]
+    assert np.allclose(scales[1], sample_rgb)
+    assert scaled_size((4000, 3000), 1.0, max_pixels=1_000_000) == (1155, 866)
+
+
+def test_dihedral_group_has_eight_distinct_elements():
+    x = torch.arange(9.0).view(1, 1, 3, 3)
+    outs = {tuple(dihedral(x, k).flatten().tolist()) for k in range(8)}
+    assert len(outs) == 8
+
+
+def test_fixed_batch_is_fixed_fresh_is_fresh(sample_rgb):
+    cfg = preset("paper")
+    cfg.data.batch_size = 2
+    fixed = PairSampler(sample_rgb[:40, :40], cfg.data, cfg.degradation, generator=torch.Generator().manual_seed(0))
+    a, b = fixed.next_batch(), fixed.next_batch()
+    assert torch.equal(a[1], b[1])
+    cfg.data.fixed_batch = False
+    fresh = PairSampler(sample_rgb[:40, :40], cfg.data, cfg.degradation, generator=torch.Generator().manual_seed(0))
+    assert not torch.equal(fresh.next_batch()[1], fresh.next_batch()[1])
+
+
+def test_crops_and_flips(sample_rgb):
+    cfg = preset("smoke")
+    cfg.data.flips = True
+    s = PairSampler(sample_rgb, cfg.data, cfg.degradation, generator=torch.Generator().manual_seed(0))
+    x0, y = s.next_batch()
+    assert x0.shape == y.shape == (cfg.data.batch_size, 3, 48, 48)
+
+
+def test_scale_aware_pairs_use_the_inference_resampler(sample_rgb):
+    """With no blur and no noise, the condition is exactly bicubic(down(x)), as at inference."""
+    from sr_core.degradation import resize
+
+    cfg = preset("smoke")
+    cfg.data.pair_mode, cfg.data.step_factor, cfg.data.crop_size = "scale_aware", (2.0, 2.0), 0
+    cfg.degradation.usm_target = False
+    cfg.degradation.kernel_probs = {"iso": 1.0}
+    cfg.degradation.blur_sigma = (1e-3, 1e-3)  # a delta kernel
+    cfg.degradation.gaussian_noise_prob = 1.0
+    cfg.degradation.gaussian_sigma = (0.0, 0.0)
+    s = PairSampler(sample_rgb[:64, :64], cfg.data, cfg.degradation, generator=torch.Generator().manual_seed(0))
+    x0, y = s.next_batch()
+    img = torch.from_numpy(sample_rgb[:64, :64]).permute(2, 0, 1)[None]
+    small = (resize(img, (32, 32), "bicubic", antialias=True).clamp(0, 1) * 255).round() / 255
+    expect = resize(small, (64, 64), "bicubic").clamp(0, 1)
+    assert torch.allclose((y[0] + 1) / 2, (expect[0] * 255).round() / 255, atol=1.5 / 255)

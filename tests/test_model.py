@@ -1,0 +1,39 @@
+import pytest
+import torch
+
+from sr_core.config import ModelConfig
+from sr_core.model import NextNet, count_parameters
+
+
+def test_parameter_count_is_tiny():
+    assert 15_000 < count_parameters(NextNet()) < 30_000
+
+
+@pytest.mark.parametrize("hw", [(7, 7), (13, 29), (32, 33), (1, 5)])
+def test_any_size_works(hw):
+    model = NextNet().eval()
+    x = torch.randn(2, 3, *hw)
+    out = model(x, x, torch.tensor([0, 14]))
+    assert out.shape == (2, 3, *hw) and torch.isfinite(out).all()
+
+
+def test_fully_convolutional_and_time_dependent():
+    torch.manual_seed(0)
+    model = NextNet().eval()
+    x, y = torch.randn(1, 3, 96, 96), torch.randn(1, 3, 96, 96)
+    a = model(x, y, torch.tensor([3]))
+    b = model(x, y, torch.tensor([9]))
+    assert not torch.allclose(a, b)
+    # Translation equivariance beyond the receptive field's reach of the borders (~20 px).
+    shifted = model(torch.roll(x, 4, -1), torch.roll(y, 4, -1), torch.tensor([3]))
+    centre = (..., slice(36, 60), slice(36, 60))
+    assert torch.allclose(torch.roll(a, 4, -1)[centre], shifted[centre], atol=1e-5)
+
+
+def test_residual_parameterisation_starts_near_y():
+    model = NextNet(ModelConfig(residual=True)).eval()
+    with torch.no_grad():
+        for p in model.head.parameters():
+            p.zero_()
+    y = torch.randn(1, 3, 10, 10)
+    assert torch.allclose(model(torch.randn_like(y), y, torch.tensor([0])), y)
