@@ -219,19 +219,23 @@ def cmd_upscale(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from sr_core.train import load_model  # noqa: F401  (import errors surface before training)
-
     cfg = build_config(args)
     image_path = Path(args.image) if args.image else SAMPLE_IMAGE
     out_dir = Path(args.out) if args.out else unique_dir(DEFAULT_OUT / f"{image_path.stem}-{cfg.preset}")
     output = Path(args.output) if args.output else None
     # Validate the request and the output path before an expensive training run.
-    from sr_core.infer import target_size
+    from sr_core.infer import progressive_plan, target_size
     from sr_core.io import check_writable, load_image
 
     image = load_image(image_path)
-    target_size(image.size, scale=args.scale, scale_w=args.scale_w, scale_h=args.scale_h,
-                size=parse_size(args.size) if args.size else None, force=args.force)
+    target = target_size(image.size, scale=args.scale, scale_w=args.scale_w, scale_h=args.scale_h,
+                         size=parse_size(args.size) if args.size else None, force=args.force)
+    if cfg.data.pair_mode == "scale_aware" and getattr(args, "cfg:data.step_factor", None) is None:
+        # Scale awareness: train on exactly the step factor this run's plan will use.
+        plan = progressive_plan(image.size, target, factors_w=args.plan or args.plan_w,
+                                factors_h=args.plan or args.plan_h, max_step=cfg.infer.max_step_factor)
+        f = max(plan[0].size[0] / image.size[0], plan[0].size[1] / image.size[1])
+        cfg.data.step_factor = (f, f)
     if output is not None:
         _check_input_output(image_path, output)
         check_writable(output, overwrite=args.overwrite)
@@ -267,7 +271,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
 
 
-def _add_target(p: argparse.ArgumentParser, *, required: bool) -> None:
+def _add_target(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("target (one of)")
     g.add_argument("--scale", "-s", type=_float, help="one factor for both axes, e.g. 4 or 3.3")
     g.add_argument("--scale-w", type=_float, help="width factor (per-axis scaling)")
@@ -308,19 +312,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--use-ema", dest="use_ema", action="store_true", default=None, help="sample with EMA weights")
     p.add_argument("--raw-weights", dest="use_ema", action="store_false", help="sample with the raw weights")
     _add_common(p)
-    _add_target(p, required=True)
+    _add_target(p)
     p.set_defaults(func=cmd_upscale)
 
     p = sub.add_parser("run", help="train on an image, then upscale it (no image: the bundled sample)")
     p.add_argument("image", nargs="?", help=f"the image (default: {SAMPLE_IMAGE.name})")
     _add_common(p)
-    _add_target(p, required=True)
+    _add_target(p)
     add_config_options(p)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("presets", help="list the presets, or print one as JSON")
     p.add_argument("name", nargs="?", choices=sorted(PRESETS))
     p.set_defaults(func=cmd_presets)
+
+    from sr_core.bench import add_parser as add_bench
+
+    add_bench(sub)
     return parser
 
 
