@@ -279,24 +279,44 @@ def _paper() -> Config:
 
 
 def _default() -> Config:
+    """Scale-aware pairs, fresh every step, deterministic sampling, back-projection.
+
+    Chosen by measurement (docs/ablations.md): x2 of 128-px LR crops of skimage astronaut
+    and chelsea (bicubic protocol), mean PSNR-Y 33.86 dB against bicubic 32.83 and
+    bicubic + back-projection 33.73.
+    """
     cfg = Config(preset="default")
-    cfg.data.fixed_batch = False
-    cfg.infer.use_ema = True
-    cfg.train.ema_start = 0
-    cfg.train.ema_every = 1
-    cfg.train.ema_decay = 0.99
+    d, tr, inf = cfg.data, cfg.train, cfg.infer
+    d.pair_mode = "scale_aware"  # condition = down-by-f, degraded, bicubic-up-by-f: like inference
+    d.step_factor = (2.0, 2.0)  # `sr-core run` sets it to its plan's step factor
+    d.image_scales = (0.7, 0.85, 1.0)
+    d.fixed_batch, d.crop_size, d.flips, d.batch_size = False, 48, True, 16
+    cfg.degradation.usm_target = False  # the target is the image itself, not a sharpened copy
+    tr.lr, tr.lr_schedule, tr.steps_per_scale = 2e-3, "cosine", (130, 130, 140)
+    tr.perceptual_weight = 0.0
+    tr.ema_decay, tr.ema_start, tr.ema_every = 0.99, 0, 1
+    tr.checkpoint_every = 100
+    inf.use_ema, inf.final_pass, inf.stochastic, inf.back_projection = True, False, False, 10
     return cfg
 
 
 def _smoke() -> Config:
+    """Seconds on a CPU: tiny crops, few steps, 4 diffusion steps.
+
+    It keeps the paper's same-size pseudo pairs (USM target, mild degradation): in 60 steps a
+    model visibly learns those, while scale-aware pairs need hundreds of steps to beat the
+    condition (measured: MSE 0.0038 vs 0.0039 for y after 60 steps).
+    """
     cfg = _default()
     cfg.preset = "smoke"
+    cfg.data.pair_mode = "paper"
+    cfg.degradation.usm_target = True
+    cfg.data.image_scales = (0.9, 1.0)
     cfg.data.batch_size = 4
-    cfg.data.crop_size = 48
     cfg.train.steps_per_scale = (30,)
     cfg.train.lr = 5e-3
+    cfg.train.lr_schedule = "step"
     cfg.train.checkpoint_every = 20
-    cfg.train.perceptual_weight = 0.0
     cfg.train.ema_decay = 0.9  # a few dozen steps: a slow EMA would still be the random init
     cfg.model.residual = True  # learns in seconds (starts from y instead of from nothing)
     cfg.diffusion.timesteps = 4

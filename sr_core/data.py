@@ -103,6 +103,8 @@ class PairSampler:
         img, sharp = self._crops(b)
         if self.data.flips:
             ks = torch.randint(8, (b,), generator=self.generator).tolist()
+            if img.shape[-1] != img.shape[-2]:  # a 90-degree turn would change the shape
+                ks = [k - k % 2 for k in ks]
             img = torch.cat([dihedral(img[i : i + 1], k) for i, k in enumerate(ks)])
             sharp = torch.cat([dihedral(sharp[i : i + 1], k) for i, k in enumerate(ks)])
         if self.data.pair_mode == "scale_aware":

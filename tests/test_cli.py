@@ -44,8 +44,8 @@ def test_train_then_upscale_per_axis_and_exact_size(tmp_path, tiny_png):
     assert main(["upscale", str(tiny_png), "-c", str(ckpt), "--size", "100x50", "--plan", "2", "-o", str(o2),
                  "-q", "--save-intermediates", "--out", str(tmp_path / "inter")]) == 0
     assert load_image(o2).size == (100, 50)
-    # smoke keeps the final refine pass: 64x48, then 100x50 are intermediates
-    assert len(list((tmp_path / "inter" / "intermediates").glob("*.png"))) == 2
+    # one intermediate (64x48) before the final 100x50; the smoke preset has no refine pass
+    assert len(list((tmp_path / "inter" / "intermediates").glob("*.png"))) == 1
     # 3.3x, a non-integer scale, rounds to an exact size.
     o3 = tmp_path / "c.png"
     assert main(["upscale", str(tiny_png), "-c", str(ckpt), "--scale", "3.3", "-o", str(o3), "-q"]) == 0

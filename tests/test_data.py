@@ -44,6 +44,7 @@ def test_scale_aware_pairs_use_the_inference_resampler(sample_rgb):
 
     cfg = preset("smoke")
     cfg.data.pair_mode, cfg.data.step_factor, cfg.data.crop_size = "scale_aware", (2.0, 2.0), 0
+    cfg.data.flips = False
     cfg.degradation.usm_target = False
     cfg.degradation.kernel_probs = {"iso": 1.0}
     cfg.degradation.blur_sigma = (1e-3, 1e-3)  # a delta kernel
@@ -55,3 +56,12 @@ def test_scale_aware_pairs_use_the_inference_resampler(sample_rgb):
     small = (resize(img, (32, 32), "bicubic", antialias=True).clamp(0, 1) * 255).round() / 255
     expect = resize(small, (64, 64), "bicubic").clamp(0, 1)
     assert torch.allclose((y[0] + 1) / 2, (expect[0] * 255).round() / 255, atol=1.5 / 255)
+
+
+def test_flips_on_non_square_images_keep_the_shape(sample_rgb):
+    cfg = preset("smoke")
+    cfg.data.flips, cfg.data.crop_size = True, 48
+    s = PairSampler(sample_rgb[:24, :40], cfg.data, cfg.degradation, generator=torch.Generator().manual_seed(0))
+    for _ in range(3):
+        x0, y = s.next_batch()
+        assert x0.shape == y.shape == (cfg.data.batch_size, 3, 24, 40)
