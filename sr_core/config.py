@@ -117,6 +117,7 @@ class InferConfig:
     clamp: bool = True
     stochastic: bool = True  # False: deterministic sampler (posterior mean, no fresh noise)
     back_projection: int = 0  # iterations of back-projection onto the step's input (0 = off)
+    tile: int = -1  # model calls in N-pixel tiles; 0 = never tile; -1 = automatic from free memory
 
 
 @dataclass

@@ -18,6 +18,7 @@ from sr_core.data import to_numpy, to_tensor
 from sr_core.degradation import resize
 from sr_core.diffusion import ResShiftDiffusion, StepFrame
 from sr_core.errors import UserError
+from sr_core.tiling import TiledDenoiser, auto_tile
 
 MAX_FACTOR = 64.0
 
@@ -138,11 +139,16 @@ def run_step(
 ) -> tuple[torch.Tensor, list[StepFrame]]:
     """One plan step on a 1 x 3 x H x W tensor in [0, 1]."""
     w, h = step.size
+    device = image.device
+    tile = cfg.tile if cfg.tile >= 0 else auto_tile(device, w * h)
+    if tile > 0 and device.type != "cpu":
+        image = image.cpu()  # large images: the whole state on the host, only tiles on the GPU
+    denoiser = TiledDenoiser(model, tile, device) if isinstance(model, torch.nn.Module) else model
     y01 = image if step.refine_only else resize(image, (h, w), cfg.resampler).clamp(0, 1)
     y = y01 * 2 - 1
     frames: list[StepFrame] = []
     x0 = None
-    for frame in diffusion.sample_steps(model, y, generator=generator, clamp=cfg.clamp,
+    for frame in diffusion.sample_steps(denoiser, y, generator=generator, clamp=cfg.clamp,
                                         stochastic=cfg.stochastic):
         x0 = frame.x0_pred
         if keep_frames:
@@ -150,7 +156,7 @@ def run_step(
     out = ((x0 + 1) / 2).clamp(0, 1)
     if cfg.back_projection and not step.refine_only:
         out = back_project(out, image, cfg.back_projection, resampler=cfg.resampler)
-    return out, frames
+    return out.to(device), frames
 
 
 def back_project(hr: torch.Tensor, lr: torch.Tensor, iterations: int, *, resampler: str = "bicubic") -> torch.Tensor:
