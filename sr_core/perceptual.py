@@ -1,8 +1,8 @@
-"""The perceptual loss hook: real LPIPS when its weights can be loaded, else MSE only.
+"""The perceptual loss hook: LPIPS when available, else an offline LPIPS-style backend, else none.
 
-The `lpips` package fetches ImageNet backbone weights from the internet on first use; where
-that fails (offline machines) training warns once and continues with MSE alone. The
-offline backend is a separate piece of work (evaluation harness).
+Order of preference: the `lpips` package (needs torchvision and an ImageNet download), then
+`sr_core.lpips_offline` (ST-LPIPS weights from the `stlpips-pytorch` wheel, no download),
+else MSE only with one warning. Which one was loaded is recorded: ``backend_name(net, device)``.
 """
 
 from __future__ import annotations
@@ -14,6 +14,16 @@ import torch
 
 PerceptualFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 _CACHE: dict[tuple[str, str], PerceptualFn | None] = {}
+_BACKEND: dict[tuple[str, str], str] = {}
+
+
+def backend_name(net: str = "vgg", device: torch.device | str = "cpu") -> str | None:
+    """'lpips-vgg', 'stlpips-vgg', 'none', or None if `load_perceptual` was not called yet."""
+    return _BACKEND.get((net, str(device)))
+
+
+def _first_line(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''}"
 
 
 def load_perceptual(net: str = "vgg", device: torch.device | str = "cpu") -> PerceptualFn | None:
@@ -22,19 +32,28 @@ def load_perceptual(net: str = "vgg", device: torch.device | str = "cpu") -> Per
     if key in _CACHE:
         return _CACHE[key]
     fn: PerceptualFn | None = None
+    backend = "none"
     try:
         import lpips  # needs torchvision and a download of ImageNet weights
 
         model = lpips.LPIPS(net=net, verbose=False).to(device).eval()
         for p in model.parameters():
             p.requires_grad_(False)
-        fn = model
+        fn, backend = model, f"lpips-{net}"
     except Exception as exc:  # ImportError, network errors, broken torchvision...
-        warnings.warn(
-            f"perceptual loss unavailable ({type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''}); "
-            "training with MSE only",
-            RuntimeWarning,
-            stacklevel=2,
-        )
+        reason = _first_line(exc)
+        try:
+            from sr_core import lpips_offline
+
+            fn = lpips_offline.load(net, device)
+            backend = fn.backend
+        except Exception as exc2:
+            warnings.warn(
+                f"perceptual loss unavailable (lpips: {reason}; offline: {_first_line(exc2)}); "
+                "training with MSE only",
+                RuntimeWarning,
+                stacklevel=2,
+            )
     _CACHE[key] = fn
+    _BACKEND[key] = backend
     return fn
