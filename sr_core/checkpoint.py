@@ -62,6 +62,8 @@ def load_checkpoint(path: Path, *, expect: Config | None = None) -> tuple[dict[s
             f"checkpoint {path} has format version {version}; this sr_core reads up to "
             f"{FORMAT_VERSION} (upgrade sr_core)"
         )
+    if not isinstance(data.get("config"), str):
+        raise UserError(f"checkpoint {path} holds no readable config")
     config = Config.from_json(data["config"])
     if expect is not None and expect.architecture() != config.architecture():
         raise UserError(

@@ -105,6 +105,8 @@ def _log(msg: str, quiet: bool = False) -> None:
 
 # ------------------------------------------------------------------------ commands
 def _check_input_output(image: Path, output: Path) -> None:
+    if output.suffix.lower() != ".png":  # checked before the work, not after it
+        raise UserError(f"output must be a .png file: {output}")
     if output.resolve() == image.resolve():
         raise UserError(f"output {output} is the input image: refusing to overwrite it")
 
@@ -136,6 +138,10 @@ def do_upscale(args, model, cfg: Config, image, image_path: Path, out_dir: Path,
     target = target_size(image.size, scale=args.scale, scale_w=args.scale_w, scale_h=args.scale_h,
                          size=parse_size(args.size) if args.size else None, force=args.force)
     final_pass = cfg.infer.final_pass if args.final_pass is None else args.final_pass
+    if getattr(args, "tile", None) is not None:
+        if args.tile < 0:
+            raise UserError("--tile must be 0 (never tile) or a tile size in pixels")
+        cfg.infer.tile = args.tile
     plan = progressive_plan(image.size, target, factors_w=args.plan or args.plan_w,
                             factors_h=args.plan or args.plan_h,
                             max_step=cfg.infer.max_step_factor, final_pass=final_pass)
@@ -287,10 +293,19 @@ def _add_target(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gt", help="ground-truth HR image: writes metrics (ours and bicubic)")
     p.add_argument("--save-intermediates", action="store_true", help="also save each plan step's image")
     p.add_argument("--force", action="store_true", help="allow factors above 64")
+    p.add_argument("--tile", type=int, help="run the model in N-pixel tiles (0: never; default: automatic "
+                   "from free memory); results match untiled ones")
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """Argparse errors as one line with exit code 2, like every other user error."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _OneLineParser(
         prog="sr-core",
         description="Zero-shot super-resolution: train a tiny diffusion model on one photo, then upscale it.",
     )

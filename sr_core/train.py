@@ -90,6 +90,10 @@ class TrainState:
             raise UserError(f"cannot resume from {path}: it was made with a different config")
         if data.get("fingerprint") != fingerprint:
             raise UserError(f"cannot resume from {path}: it was trained on a different image")
+        missing = [k for k in ("ema", "optimizer", "scheduler", "noise_rng", "data_rng", "stage",
+                               "stage_step", "global_step", "history") if k not in data]
+        if missing:
+            raise UserError(f"cannot resume from {path}: it holds no training state ({', '.join(missing)})")
         state = cls.fresh(cfg, fingerprint, device)
         state.model.load_state_dict(data["model"])
         state.ema.load_state_dict(data["ema"])
@@ -109,6 +113,36 @@ def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> No
         e.lerp_(p, 1.0 - decay)
     for e, b in zip(ema.buffers(), model.buffers()):
         e.copy_(b)
+
+
+def _defer_interrupts(pending: list[int]) -> Callable[[], None]:
+    """Hold Ctrl-C / SIGTERM until the current step is done; returns a function that restores.
+
+    A checkpoint taken mid-step would pair new weights or advanced RNGs with the old step
+    count, so a resume would not match an uninterrupted run. Only handlers that raise in
+    Python (default SIGINT, the CLI's SIGTERM) are held; a second signal stops at once.
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def hold(signum, frame):
+        if pending:
+            raise KeyboardInterrupt
+        pending.append(signum)
+
+    saved = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        if callable(signal.getsignal(sig)):
+            saved[sig] = signal.signal(sig, hold)
+
+    def restore() -> None:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+
+    return restore
 
 
 def train_stage(
@@ -136,8 +170,12 @@ def train_stage(
         leave=True,
         dynamic_ncols=True,
     )
+    pending: list[int] = []
+    restore_signals = _defer_interrupts(pending)
     try:
         while state.stage_step < steps:
+            if pending:
+                raise KeyboardInterrupt
             x0, y = sampler.next_batch()
             loss, parts = diffusion.loss(
                 state.model, x0, y, generator=state.noise_gen,
@@ -146,7 +184,7 @@ def train_stage(
             if not math.isfinite(parts["loss"]):
                 raise UserError(
                     f"training diverged (loss {parts['loss']}) at step {state.global_step + 1}; "
-                    "the last good checkpoint is kept — try a lower learning rate (--set train.lr=...)"
+                    "the last good checkpoint is kept — try a lower learning rate (--train.lr ...)"
                 )
             state.optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -171,8 +209,16 @@ def train_stage(
             if checkpoint is not None and (
                 state.global_step % cfg.checkpoint_every == 0 or state.stage_step == steps
             ):
+                if not all(bool(torch.isfinite(p).all()) for p in state.model.parameters()):
+                    raise UserError(
+                        f"training diverged (non-finite weights) at step {state.global_step}; "
+                        "the last good checkpoint is kept — try a lower learning rate (--train.lr ...)"
+                    )
                 checkpoint()
+        if pending:
+            raise KeyboardInterrupt
     finally:
+        restore_signals()
         bar.close()
         state.model.eval()
     return losses
@@ -269,5 +315,5 @@ def load_model(path: Path, *, device: torch.device | str = "cpu", use_ema: bool 
     try:
         model.load_state_dict(data["ema"] if ema and "ema" in data else data["model"])
     except (RuntimeError, KeyError) as exc:
-        raise UserError(f"checkpoint {path} does not match its own model config: {str(exc)[:120]}") from None
+        raise UserError(f"checkpoint {path} does not match its own model config: {' '.join(str(exc).split())[:120]}") from None
     return model.to(device).eval(), cfg

@@ -6,6 +6,7 @@ import os
 
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")  # tests run on the CPU everywhere
 os.environ.setdefault("MPLBACKEND", "Agg")
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # also for subprocesses the tests start
 
 from pathlib import Path
 
@@ -15,6 +16,11 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "data"
+
+
+# Tiny tensors gain nothing from threads, and two threads on a busy 2-core machine ran
+# up to 60x slower than one (measured while other jobs shared the CPU).
+torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)
