@@ -5,4 +5,4 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export SR_SMOKE=1 MPLBACKEND=Agg
 exec .venv/bin/python -m pytest tests notebooks \
-  --nbval-lax --nbval-current-env --sanitize-with notebooks/nbval_sanitize.cfg "$@"
+  --nbval-lax --nbval-current-env --nbval-sanitize-with notebooks/nbval_sanitize.cfg "$@"
