@@ -77,22 +77,13 @@ class MethodSpec:
         return hashlib.sha1(json.dumps(self.options, sort_keys=True).encode()).hexdigest()[:10]
 
 
-def _merge(base: dict, extra: dict) -> dict:
-    out = dict(base)
-    for k, v in extra.items():
-        out[k] = _merge(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
-    return out
-
-
 def sr_core_config(name: str, *, override: dict | None = None, steps: int | None = None):
     """A preset with the bench's overrides applied (JSON fields, then --steps)."""
-    from sr_core.config import Config, preset
+    from sr_core.config import apply_overrides, preset
 
     cfg = preset(name)
     if override:
-        raw = _merge(cfg.to_dict(), {k: v for k, v in override.items() if k != "preset"})
-        cfg = Config.from_dict(raw)
-        cfg.preset = name
+        apply_overrides(cfg, override)
     if steps is not None:
         cfg.train.steps_per_scale = (int(steps),)
     cfg.validate()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import pickle
+import shutil
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,17 @@ def save_checkpoint(path: Path, payload: dict[str, Any], config: Config) -> Path
     with atomic_path(path, overwrite=True) as tmp:
         torch.save(data, tmp)
     return path
+
+
+def publish_as(src: Path, dst: Path) -> Path:
+    """Make `dst` (e.g. last.pt) the same file as `src` atomically: a hard link, else a copy."""
+    with atomic_path(Path(dst), overwrite=True) as tmp:
+        tmp.unlink()
+        try:
+            os.link(src, tmp)
+        except OSError:  # file systems without hard links
+            shutil.copyfile(src, tmp)
+    return Path(dst)
 
 
 def load_checkpoint(path: Path, *, expect: Config | None = None) -> tuple[dict[str, Any], Config]:

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from sr_core.config import PRESETS, Config, preset, set_field
+from sr_core.config import PRESETS, Config, apply_overrides, preset, set_field
 from sr_core.errors import UserError
 
 DEFAULT_OUT = Path("outputs")
@@ -51,8 +51,7 @@ def build_config(args: argparse.Namespace) -> Config:
             raw = json.loads(Path(args.config).read_text())
         except (OSError, json.JSONDecodeError) as exc:
             raise UserError(f"cannot read config file {args.config}: {exc}") from None
-        raw.pop("preset", None)
-        cfg = Config.from_dict({**cfg.to_dict(), **_merge(cfg.to_dict(), raw)})
+        apply_overrides(cfg, raw)
     for key, value in vars(args).items():
         if key.startswith("cfg:") and value is not None:
             set_field(cfg, key[4:], value)
@@ -60,13 +59,6 @@ def build_config(args: argparse.Namespace) -> Config:
         cfg.seed = int(args.seed)
     cfg.validate()
     return cfg
-
-
-def _merge(base: dict, extra: dict) -> dict:
-    out = dict(base)
-    for k, v in extra.items():
-        out[k] = _merge(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
-    return out
 
 
 # ------------------------------------------------------------------------ helpers

@@ -264,6 +264,16 @@ def _coerce(current: Any, value: Any, name: str) -> Any:
     return value
 
 
+def apply_overrides(cfg: Config, raw: dict[str, Any]) -> Config:
+    """Apply a (partial, nested) dict of fields to `cfg` in place; the preset name stays."""
+    if not isinstance(raw, dict):
+        raise UserError("config overrides must be a JSON object")
+    raw = {k: v for k, v in raw.items() if k not in ("preset", "config_version")}
+    _apply(cfg, raw, prefix="")
+    cfg.validate()
+    return cfg
+
+
 def set_field(cfg: Config, dotted: str, value: Any) -> None:
     """Set one field by dotted name, e.g. ``set_field(cfg, "train.lr", "1e-3")``."""
     parts = dotted.split(".")

@@ -88,6 +88,7 @@ def main(argv: Sequence[str]) -> int:
         print(f"checkpoint  {result.checkpoint}\ntrain       {result.seconds:.1f} s")
         return 0
 
+    from sr_core.checkpoint import load_checkpoint
     from sr_core.io import load_image
     from sr_core.train import load_model
 
@@ -95,7 +96,7 @@ def main(argv: Sequence[str]) -> int:
     if args.load_milestone is None:
         ckpt = ckpt_dir / "last.pt"
     else:
-        _, saved = load_model(ckpt_dir / "last.pt")
+        _, saved = load_checkpoint(ckpt_dir / "last.pt")
         ckpt = ckpt_dir / f"step-{args.load_milestone * saved.train.checkpoint_every:06d}.pt"
         if not ckpt.exists():
             have = sorted(p.name for p in ckpt_dir.glob("step-*.pt"))

@@ -15,7 +15,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from sr_core.checkpoint import image_fingerprint, load_checkpoint, save_checkpoint
+from sr_core.checkpoint import image_fingerprint, load_checkpoint, publish_as, save_checkpoint
 from sr_core.config import Config
 from sr_core.data import PairSampler, image_scales
 from sr_core.diffusion import ResShiftDiffusion
@@ -289,7 +289,7 @@ def train(
             if ckpt_dir is None:
                 return
             last = state.save(ckpt_dir / f"step-{state.global_step:06d}.pt", data_gen)
-            state.save(ckpt_dir / "last.pt", data_gen)
+            publish_as(last, ckpt_dir / "last.pt")
 
         try:
             train_stage(
@@ -303,7 +303,7 @@ def train(
     if out_dir is not None and last is None and ckpt_dir is not None:
         # Nothing trained in this call (all stages already done): still leave a checkpoint.
         last = state.save(ckpt_dir / f"step-{state.global_step:06d}.pt", None)
-        state.save(ckpt_dir / "last.pt", None)
+        publish_as(last, ckpt_dir / "last.pt")
     return TrainResult(state.model, state.ema, cfg, state.history, last, time.perf_counter() - t0)
 
 
