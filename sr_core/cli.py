@@ -116,7 +116,7 @@ def do_train(args, cfg: Config, image_path: Path, out_dir: Path) -> tuple[Any, A
     _log(f"training on {image_path} ({image.size[0]}x{image.size[1]}), preset {cfg.preset}, "
          f"{cfg.total_steps()} steps, device {device}", args.quiet)
     result = train(image.rgb, cfg, device=device, out_dir=out_dir,
-                   resume=getattr(args, "resume", None), progress=not args.quiet)
+                   resume=getattr(args, "resume", None), progress=not args.quiet, accel=_accel(args))
     save_figure(loss_figure(result.history, title=f"{image_path.name}: loss"), out_dir / "loss.png")
     return image, result
 
@@ -150,7 +150,7 @@ def do_upscale(args, model, cfg: Config, image, image_path: Path, out_dir: Path,
     _log(f"upscaling {image.size[0]}x{image.size[1]} -> {target[0]}x{target[1]}: {steps_txt}", args.quiet)
     t0 = time.perf_counter()
     result = upscale(model, image.rgb, plan, ResShiftDiffusion(cfg.diffusion), cfg.infer, device=device,
-                     seed=cfg.seed, progress=not args.quiet)
+                     seed=cfg.seed, progress=not args.quiet, accel=_accel(args))
     seconds = time.perf_counter() - t0
     alpha = resize_alpha(image.alpha, target) if image.alpha is not None else None
     save_image(output, result.image, alpha=alpha, bit_depth=image.bit_depth, gray=image.gray,
@@ -267,6 +267,15 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, help="random seed (default: the preset's)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                   help="model arithmetic: auto = bf16 autocast on CUDA, fp32 elsewhere (default: auto)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model (slow start, faster long runs)")
+
+
+def _accel(args):
+    from sr_core.accel import Accel
+
+    return Accel(precision=getattr(args, "precision", "auto"), compile=getattr(args, "compile", False))
 
 
 def _add_target(p: argparse.ArgumentParser) -> None:

@@ -64,6 +64,9 @@ class DataConfig:
     # downscaled by `step_factor` and upscaled back with the inference resampler.
     pair_mode: str = "paper"
     step_factor: tuple[float, float] = (2.0, 2.0)
+    # "per_sample": each image drawn on its own on the CPU generator (the original's shape);
+    # "batched": the whole batch at once on the training device (see sr_core.degradation).
+    synthesis: str = "per_sample"
     max_train_pixels: int = 1024 * 1024  # image scales are capped to this many pixels
 
 
@@ -117,6 +120,7 @@ class InferConfig:
     clamp: bool = True
     stochastic: bool = True  # False: deterministic sampler (posterior mean, no fresh noise)
     back_projection: int = 0  # iterations of back-projection onto the step's input (0 = off)
+    self_ensemble: bool = False  # average the model over the 8 flips/rotations (8x the cost)
     tile: int = -1  # model calls in N-pixel tiles; 0 = never tile; -1 = automatic from free memory
 
 
@@ -178,6 +182,8 @@ class Config:
             raise UserError("batch_size must be >= 1")
         if d.pair_mode not in ("paper", "scale_aware"):
             raise UserError(f"pair_mode must be 'paper' or 'scale_aware', got {d.pair_mode!r}")
+        if d.synthesis not in ("per_sample", "batched"):
+            raise UserError(f"synthesis must be 'per_sample' or 'batched', got {d.synthesis!r}")
         if d.crop_size and d.crop_size < 8:
             raise UserError("crop_size must be 0 (full image) or >= 8")
         if len(tr.steps_per_scale) not in (1, len(d.image_scales)):
@@ -302,6 +308,7 @@ def _default() -> Config:
     d.step_factor = (2.0, 2.0)  # `sr-core run` sets it to its plan's step factor
     d.image_scales = (0.7, 0.85, 1.0)
     d.fixed_batch, d.crop_size, d.flips, d.batch_size = False, 48, True, 16
+    d.synthesis = "batched"  # fresh pairs every step: build them on the device, in one go
     cfg.degradation.usm_target = False  # the target is the image itself, not a sharpened copy
     tr.lr, tr.lr_schedule, tr.steps_per_scale = 2e-3, "cosine", (130, 130, 140)
     tr.perceptual_weight = 0.0

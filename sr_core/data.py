@@ -78,6 +78,8 @@ class PairSampler:
         self.image = to_tensor(rgb, self.device)
         # The USM target of the whole image does not change between steps: compute it once.
         self.sharp = usm_sharpen(self.image) if degradation.usm_target else self.image
+        # Batched synthesis draws its noise where the batch lives; a CPU batch uses `generator`.
+        self._device_gen = torch.Generator(self.device) if self.device.type != "cpu" else None
         # Drawn now, so a resumed stage (generator state restored afterwards) gets the same batch.
         self._fixed = self.draw() if data.fixed_batch else None
 
@@ -91,27 +93,44 @@ class PairSampler:
         if not c or (c >= h and c >= w):
             return self.image.expand(b, -1, -1, -1), self.sharp.expand(b, -1, -1, -1)
         ch, cw = min(c, h), min(c, w)
-        tops = torch.randint(h - ch + 1, (b,), generator=self.generator).tolist()
-        lefts = torch.randint(w - cw + 1, (b,), generator=self.generator).tolist()
-        img = torch.cat([self.image[..., t : t + ch, l : l + cw] for t, l in zip(tops, lefts)])
-        sharp = torch.cat([self.sharp[..., t : t + ch, l : l + cw] for t, l in zip(tops, lefts)])
-        return img, sharp
+        tops = torch.randint(h - ch + 1, (b,), generator=self.generator)
+        lefts = torch.randint(w - cw + 1, (b,), generator=self.generator)
+        # One gather for the whole batch: rows/cols index grids of shape B x ch x cw.
+        rows = (tops.view(b, 1, 1) + torch.arange(ch).view(1, ch, 1)).expand(b, ch, cw).to(self.device)
+        cols = (lefts.view(b, 1, 1) + torch.arange(cw).view(1, 1, cw)).expand(b, ch, cw).to(self.device)
+        img = self.image[0][:, rows, cols].permute(1, 0, 2, 3)  # 3 x B x ch x cw -> B x 3 x ch x cw
+        if self.sharp is self.image:
+            return img, img
+        return img, self.sharp[0][:, rows, cols].permute(1, 0, 2, 3)
+
+    def _flip(self, img: torch.Tensor, sharp: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        b = img.shape[0]
+        ks = torch.randint(8, (b,), generator=self.generator)
+        if img.shape[-1] != img.shape[-2]:  # a 90-degree turn would change the shape
+            ks = ks - ks % 2
+        out_img, out_sharp = torch.empty_like(img), torch.empty_like(sharp)
+        for k in torch.unique(ks).tolist():  # at most 8 groups, whatever the batch size
+            idx = torch.nonzero(ks == k).flatten().to(self.device)
+            out_img[idx] = dihedral(img[idx], k)
+            out_sharp[idx] = dihedral(sharp[idx], k)
+        return out_img, out_sharp
 
     def draw(self) -> tuple[torch.Tensor, torch.Tensor]:
         """A new batch (x0, y), ignoring `fixed_batch`."""
-        b = self.data.batch_size
-        img, sharp = self._crops(b)
+        img, sharp = self._crops(self.data.batch_size)
         if self.data.flips:
-            ks = torch.randint(8, (b,), generator=self.generator).tolist()
-            if img.shape[-1] != img.shape[-2]:  # a 90-degree turn would change the shape
-                ks = [k - k % 2 for k in ks]
-            img = torch.cat([dihedral(img[i : i + 1], k) for i, k in enumerate(ks)])
-            sharp = torch.cat([dihedral(sharp[i : i + 1], k) for i, k in enumerate(ks)])
+            img, sharp = self._flip(img, sharp)
+        batched = self.data.synthesis == "batched"
+        dev_gen = None
+        if batched and self._device_gen is not None:
+            # Reseeded from the CPU generator each batch: a resumed run draws the same noise.
+            self._device_gen.manual_seed(int(torch.randint(2**62, (), generator=self.generator)))
+            dev_gen = self._device_gen
+        kwargs = dict(sharp=sharp, batched=batched, device_generator=dev_gen)
         if self.data.pair_mode == "scale_aware":
             factor = uniform(self.generator, *self.data.step_factor)
-            return pseudo_pair(img, self.degradation, self.generator, sharp=sharp,
-                               down_factor=factor, up_mode="bicubic")
-        return pseudo_pair(img, self.degradation, self.generator, sharp=sharp)
+            return pseudo_pair(img, self.degradation, self.generator, down_factor=factor, up_mode="bicubic", **kwargs)
+        return pseudo_pair(img, self.degradation, self.generator, **kwargs)
 
     def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         return self._fixed if self._fixed is not None else self.draw()

@@ -1,14 +1,21 @@
 """Pseudo pairs from one image: unsharp-masked pseudo-HR and randomly degraded pseudo-LR.
 
 Everything works on batched tensors (B x 3 x H x W, values in [0, 1]) on any device; every
-random draw comes from an explicit ``torch.Generator`` (kept on the CPU so a seed gives the
-same pairs on every device).
+random draw comes from an explicit ``torch.Generator``.
+
+Two ways to degrade a batch. ``per_sample`` (the original's shape): parameters, noise and
+resizes image by image on the CPU generator, so a seed gives the same pairs on every device.
+``batched`` (the training hot path): all kernels built in one vectorised call, noise drawn
+on the batch's device, one resize per batch (every image of a batch shares the resize
+factor and modes; batches differ), no Python loop over images except for JPEG, which only
+OpenCV does.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -124,6 +131,60 @@ def random_kernel(cfg: DegradationConfig, generator: torch.Generator) -> tuple[t
     return pad_kernel(k, cfg.kernel_pad_to), info
 
 
+def random_kernels(cfg: DegradationConfig, generator: torch.Generator, n: int) -> tuple[torch.Tensor, dict]:
+    """Draw `n` blur kernels in one vectorised call (same families and ranges as `random_kernel`).
+
+    Returns an n x K x K float tensor (K = the padded size) and the drawn parameters as
+    tensors of length n.
+    """
+    sizes_opt = torch.tensor(list(cfg.kernel_sizes))
+    size = sizes_opt[torch.randint(len(sizes_opt), (n,), generator=generator)]
+    probs = torch.tensor([float(cfg.kernel_probs.get(name, 0.0)) for name in KERNEL_FAMILIES], dtype=torch.float64)
+    family = torch.multinomial(probs / probs.sum(), n, replacement=True, generator=generator)
+
+    def draw(lo_hi) -> torch.Tensor:
+        return torch.empty(n, dtype=torch.float64).uniform_(*lo_hi, generator=generator)
+
+    sx, sy, theta = draw(cfg.blur_sigma), draw(cfg.blur_sigma), draw((-math.pi, math.pi))
+    betag, betap, omega = draw(cfg.betag_range), draw(cfg.betap_range), draw(cfg.sinc_omega)
+    iso = torch.tensor([name.endswith("_iso") for name in KERNEL_FAMILIES])[family]
+    sy = torch.where(iso, sx, sy)
+    theta = torch.where(iso, torch.zeros_like(theta), theta)
+    params = {"family": family, "size": size, "sigma_x": sx, "sigma_y": sy, "theta": theta,
+              "beta_generalized": betag, "beta_plateau": betap, "omega_c": omega}
+    return kernels_from_params(params, max(cfg.kernel_pad_to, int(sizes_opt.max()))), params
+
+
+def kernels_from_params(params: dict, pad_to: int) -> torch.Tensor:
+    """The kernels `random_kernels` describes, built together on one padded grid.
+
+    Each kernel is evaluated on the centred pad_to x pad_to grid and cut to its own size by a
+    mask: the same numbers `bivariate_kernel` / `sinc_kernel` + `pad_kernel` give one by one.
+    """
+    family, size = params["family"], params["size"]
+    xx, yy = _grid(pad_to)  # K x K, integer coordinates for odd K
+    v = lambda key: params[key].view(-1, 1, 1)  # noqa: E731 - broadcast over the grid
+    c, s = torch.cos(v("theta")), torch.sin(v("theta"))
+    ix, iy = 1.0 / v("sigma_x") ** 2, 1.0 / v("sigma_y") ** 2
+    d = (c * c * ix + s * s * iy) * xx * xx + 2 * c * s * (ix - iy) * xx * yy + (s * s * ix + c * c * iy) * yy * yy
+    d = d.clamp_min(0)
+    names = list(KERNEL_FAMILIES)
+    fam = family.view(-1, 1, 1)
+    is_gen = (fam == names.index("generalized_iso")) | (fam == names.index("generalized_aniso"))
+    is_plat = (fam == names.index("plateau_iso")) | (fam == names.index("plateau_aniso"))
+    k = torch.exp(-0.5 * d)
+    k = torch.where(is_gen, torch.exp(-0.5 * d ** v("beta_generalized")), k)
+    k = torch.where(is_plat, 1.0 / (d ** v("beta_plateau") + 1.0), k)
+    r = torch.sqrt(xx * xx + yy * yy)
+    safe_r = torch.where(r == 0, torch.ones_like(r), r)
+    w = v("omega_c")
+    sinc = torch.where(r == 0, w**2 / (4 * math.pi), w * torch.special.bessel_j1(w * safe_r) / (2 * math.pi * safe_r))
+    k = torch.where(fam == names.index("sinc"), sinc, k)
+    half = (size.view(-1, 1, 1).to(torch.float64) - 1) / 2
+    k = k * ((xx.abs() <= half) & (yy.abs() <= half))
+    return (k / k.sum(dim=(-2, -1), keepdim=True)).float()
+
+
 # ----------------------------------------------------------------------- filtering
 def _pad(img: torch.Tensor, pad: int) -> torch.Tensor:
     # Reflect (OpenCV's default border) needs the image larger than the pad.
@@ -176,24 +237,28 @@ def resize(img: torch.Tensor, size: tuple[int, int], mode: str = "bicubic", *, a
     return F.interpolate(img, size=size, mode=mode, align_corners=False, antialias=antialias)
 
 
-def gaussian_noise(shape, sigma255: torch.Tensor, gray: torch.Tensor, generator) -> torch.Tensor:
-    """Gaussian noise, per-image sigma on the 0-255 scale; `gray` images share one channel."""
+def gaussian_noise(shape, sigma255: torch.Tensor, gray: torch.Tensor, generator, *, device=None) -> torch.Tensor:
+    """Gaussian noise, per-image sigma on the 0-255 scale; `gray` images share one channel.
+
+    Drawn on `device` (default: the generator's), which must match the generator's device.
+    """
     b, c, h, w = shape
-    color = torch.randn((b, c, h, w), generator=generator)
-    mono = torch.randn((b, 1, h, w), generator=generator).expand(b, c, h, w)
-    g = gray.view(b, 1, 1, 1)
-    return torch.where(g, mono, color) * (sigma255.view(b, 1, 1, 1) / 255.0)
+    device = generator.device if device is None else device
+    color = torch.randn((b, c, h, w), generator=generator, device=device)
+    mono = torch.randn((b, 1, h, w), generator=generator, device=device).expand(b, c, h, w)
+    g = gray.to(device).view(b, 1, 1, 1)
+    return torch.where(g, mono, color) * (sigma255.to(device).view(b, 1, 1, 1) / 255.0)
 
 
-def poisson_noise(img_cpu: torch.Tensor, scale: torch.Tensor, gray: torch.Tensor, generator):
-    """Shot noise of an 8-bit image (256 levels), scaled per image."""
+def poisson_noise(img: torch.Tensor, scale: torch.Tensor, gray: torch.Tensor, generator):
+    """Shot noise of an 8-bit image (256 levels), scaled per image (on the image's device)."""
     vals = 256.0
-    q = (img_cpu * 255).round().clamp(0, 255) / 255
+    q = (img * 255).round().clamp(0, 255) / 255
     color = torch.poisson(q * vals, generator=generator) / vals - q
-    y = (q * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    y = (q * torch.tensor([0.299, 0.587, 0.114], device=img.device, dtype=img.dtype).view(1, 3, 1, 1)).sum(1, keepdim=True)
     mono = (torch.poisson(y * vals, generator=generator) / vals - y).expand_as(color)
-    g = gray.view(-1, 1, 1, 1)
-    return torch.where(g, mono, color) * scale.view(-1, 1, 1, 1)
+    g = gray.to(img.device).view(-1, 1, 1, 1)
+    return torch.where(g, mono, color) * scale.to(img).view(-1, 1, 1, 1)
 
 
 def jpeg(img: torch.Tensor, quality: int) -> torch.Tensor:
@@ -214,10 +279,20 @@ def quantize(img: torch.Tensor) -> torch.Tensor:
 # --------------------------------------------------------------------------- pairs
 @dataclass
 class Degraded:
-    """A degraded batch and, per image, what was drawn (for notebooks and tests)."""
+    """A degraded batch and, per image, what was drawn (for notebooks and tests).
+
+    `draws` may be given as a function: the batched path builds its per-image records only
+    when someone reads them, keeping Python bookkeeping off the training hot path.
+    """
 
     image: torch.Tensor
-    draws: list[dict]
+    _draws: list[dict] | Callable[[], list[dict]]
+
+    @property
+    def draws(self) -> list[dict]:
+        if callable(self._draws):
+            self._draws = self._draws()
+        return self._draws
 
 
 def degrade(
@@ -227,12 +302,35 @@ def degrade(
     *,
     down_factor: float | None = None,
     up_mode: str | None = None,
+    batched: bool = False,
+    device_generator: torch.Generator | None = None,
 ) -> Degraded:
     """Blur, resize down, add noise, optionally JPEG, resize back, quantize.
 
     `down_factor` fixes the down-scaling (scale-aware pairs: e.g. 2.0 halves the image) and
     `up_mode` fixes how it is brought back (the inference resampler); both random if None.
+    `batched` picks the vectorised path (module docstring); its noise comes from
+    `device_generator`, a generator on the image's device (default: `generator`).
     """
+    if batched:
+        return _degrade_batched(img, cfg, generator, down_factor=down_factor, up_mode=up_mode,
+                                noise_gen=device_generator or generator)
+    return _degrade_per_sample(img, cfg, generator, down_factor=down_factor, up_mode=up_mode)
+
+
+def _noise_and_jpeg_draws(cfg: DegradationConfig, generator: torch.Generator, b: int):
+    """Per image: Gaussian or Poisson, gray or colour, their strengths, JPEG or not and its quality."""
+    use_gauss = torch.rand(b, generator=generator) < cfg.gaussian_noise_prob
+    gray = torch.rand(b, generator=generator) < cfg.gray_noise_prob
+    sigma = torch.empty(b).uniform_(*cfg.gaussian_sigma, generator=generator)
+    pscale = torch.empty(b).uniform_(*cfg.poisson_scale, generator=generator)
+    jpeg_on = torch.rand(b, generator=generator) < cfg.jpeg_prob
+    quality = torch.randint(cfg.jpeg_quality[0], cfg.jpeg_quality[1] + 1, (b,), generator=generator)
+    return use_gauss, gray, sigma, pscale, jpeg_on, quality
+
+
+def _degrade_per_sample(img, cfg, generator, *, down_factor, up_mode) -> Degraded:
+    """The original's shape: one image at a time, all randomness on the CPU generator."""
     b, c, h, w = img.shape
     draws = [{} for _ in range(b)]
     kernels = []
@@ -257,18 +355,13 @@ def degrade(
         d.update(resize_factor=factor, down_mode=mode)
         small.append(resize(out[i : i + 1], size, mode, antialias=aa).clamp(0, 1))
 
-    use_gauss = torch.rand(b, generator=generator) < cfg.gaussian_noise_prob
-    gray = torch.rand(b, generator=generator) < cfg.gray_noise_prob
-    sigma = torch.empty(b).uniform_(*cfg.gaussian_sigma, generator=generator)
-    pscale = torch.empty(b).uniform_(*cfg.poisson_scale, generator=generator)
-    jpeg_on = torch.rand(b, generator=generator) < cfg.jpeg_prob
-    quality = torch.randint(cfg.jpeg_quality[0], cfg.jpeg_quality[1] + 1, (b,), generator=generator)
+    use_gauss, gray, sigma, pscale, jpeg_on, quality = _noise_and_jpeg_draws(cfg, generator, b)
 
     result = []
     for i, (d, s) in enumerate(zip(draws, small)):
         s_cpu = s.detach().cpu()
         if use_gauss[i]:
-            noise = gaussian_noise(s_cpu.shape, sigma[i : i + 1], gray[i : i + 1], generator)
+            noise = gaussian_noise(s_cpu.shape, sigma[i : i + 1], gray[i : i + 1], generator, device="cpu")
             d["noise"] = {"type": "gaussian", "sigma": float(sigma[i]), "gray": bool(gray[i])}
         else:
             noise = poisson_noise(s_cpu, pscale[i : i + 1], gray[i : i + 1], generator)
@@ -283,6 +376,47 @@ def degrade(
     return Degraded(quantize(torch.cat(result)), draws)
 
 
+def _degrade_batched(img, cfg, generator, *, down_factor, up_mode, noise_gen) -> Degraded:
+    """The whole batch at once: no loop over images (JPEG aside), noise on the device."""
+    b, c, h, w = img.shape
+    kernels, kparams = random_kernels(cfg, generator, b)
+    out = filter2d(img, kernels.to(img.device, non_blocking=True))
+    if down_factor is None:
+        factor = uniform(generator, *cfg.resize_range)
+        size = (max(1, round(h * factor)), max(1, round(w * factor)))
+        down_mode, aa = choice(generator, list(cfg.resize_modes)), False
+    else:
+        factor = 1.0 / down_factor
+        size = (max(1, round(h / down_factor)), max(1, round(w / down_factor)))
+        down_mode, aa = "bicubic", True
+    small = resize(out, size, down_mode, antialias=aa).clamp(0, 1)
+
+    use_gauss, gray, sigma, pscale, jpeg_on, quality = _noise_and_jpeg_draws(cfg, generator, b)
+    mode_up = up_mode or choice(generator, list(cfg.resize_modes))
+
+    dev = small.device
+    gauss = gaussian_noise(small.shape, sigma, gray, noise_gen, device=dev)
+    shot = poisson_noise(small, pscale, gray, noise_gen)
+    small = (small + torch.where(use_gauss.to(dev).view(b, 1, 1, 1), gauss, shot)).clamp(0, 1)
+    if bool(jpeg_on.any()):  # OpenCV only: the one per-image step
+        small = small.clone()
+        for i in torch.nonzero(jpeg_on).flatten().tolist():
+            small[i] = jpeg(small[i], int(quality[i]))
+    low = quantize(resize(small, (h, w), mode_up))
+
+    draws = lambda: [  # noqa: E731
+        {
+            "kernel": {"family": KERNEL_FAMILIES[int(kparams["family"][i])], "size": int(kparams["size"][i])},
+            "resize_factor": factor, "down_mode": down_mode, "up_mode": mode_up,
+            "noise": ({"type": "gaussian", "sigma": float(sigma[i]), "gray": bool(gray[i])} if use_gauss[i]
+                      else {"type": "poisson", "scale": float(pscale[i]), "gray": bool(gray[i])}),
+            **({"jpeg_quality": int(quality[i])} if jpeg_on[i] else {}),
+        }
+        for i in range(b)
+    ]
+    return Degraded(low, draws)
+
+
 def pseudo_pair(
     img: torch.Tensor,
     cfg: DegradationConfig,
@@ -291,6 +425,8 @@ def pseudo_pair(
     sharp: torch.Tensor | None = None,
     down_factor: float | None = None,
     up_mode: str | None = None,
+    batched: bool = False,
+    device_generator: torch.Generator | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(pseudo-HR, pseudo-LR) in [-1, 1] for a batch of clean images in [0, 1].
 
@@ -298,5 +434,6 @@ def pseudo_pair(
     """
     if sharp is None:
         sharp = usm_sharpen(img) if cfg.usm_target else img
-    low = degrade(img, cfg, generator, down_factor=down_factor, up_mode=up_mode).image
+    low = degrade(img, cfg, generator, down_factor=down_factor, up_mode=up_mode,
+                  batched=batched, device_generator=device_generator).image
     return sharp * 2 - 1, low * 2 - 1

@@ -29,6 +29,27 @@ def sqrt_eta_schedule(cfg: DiffusionConfig) -> torch.Tensor:
     return cfg.min_noise_level * base**grid
 
 
+_DEVICE_GENERATORS: dict[str, torch.Generator] = {}
+
+
+def randn_on(shape, generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
+    """Standard normal noise made on `device`, driven by `generator` wherever that lives.
+
+    A generator on another device (the usual CPU generator with a CUDA batch) seeds a
+    generator on `device` instead of drawing there and copying: same seed, same noise, and
+    no host-to-device copy of a full-size tensor every step.
+    """
+    device = torch.device(device)
+    if generator is None or generator.device == device or (generator.device.type == device.type == "cpu"):
+        return torch.randn(shape, generator=generator, device=device)
+    key = str(device)
+    if key not in _DEVICE_GENERATORS:
+        _DEVICE_GENERATORS[key] = torch.Generator(device)
+    dev_gen = _DEVICE_GENERATORS[key]
+    dev_gen.manual_seed(int(torch.randint(2**62, (), generator=generator)))
+    return torch.randn(shape, generator=dev_gen, device=device)
+
+
 @dataclass
 class StepFrame:
     """One reverse step: the index t (T-1 .. 0), the state x_t and the model's x0 guess."""
@@ -65,7 +86,7 @@ class ResShiftDiffusion:
     def q_sample(self, x0, y, t, noise=None, *, generator: torch.Generator | None = None):
         """Draw x_t ~ q(x_t | x0, y); `t` holds 0-based indices (0 means step 1)."""
         if noise is None:
-            noise = torch.randn(x0.shape, generator=generator).to(x0)
+            noise = randn_on(x0.shape, generator, x0.device).to(x0.dtype)
         eta = self._at(self.eta, t, x0)
         return x0 + eta * (y - x0) + self.kappa * self._at(self.sqrt_eta, t, x0) * noise
 
@@ -77,7 +98,7 @@ class ResShiftDiffusion:
     def prior_sample(self, y, *, generator: torch.Generator | None = None, noise=None):
         """x_T = y + kappa sqrt(eta_T) eps."""
         if noise is None:
-            noise = torch.randn(y.shape, generator=generator).to(y)
+            noise = randn_on(y.shape, generator, y.device).to(y.dtype)
         return y + self.kappa * float(self.sqrt_eta[-1]) * noise
 
     # -------------------------------------------------------------------- training
@@ -90,24 +111,32 @@ class ResShiftDiffusion:
         generator: torch.Generator | None = None,
         perceptual: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
         perceptual_weight: float = 0.0,
+        sync: bool = True,
     ) -> tuple[torch.Tensor, dict[str, float]]:
-        """MSE(x0_pred, x0) [+ weight * perceptual(clamp(x0_pred), x0)] at uniform t."""
+        """MSE(x0_pred, x0) [+ weight * perceptual(clamp(x0_pred), x0)] at uniform t.
+
+        The parts are floats; with `sync` False they stay 0-d tensors on the device, so a GPU
+        training loop need not wait for each step to finish before queueing the next.
+        """
         b = x0.shape[0]
         t = torch.randint(self.timesteps, (b,), generator=generator)
         x_t = self.q_sample(x0, y, t, generator=generator)
         pred = model(x_t, y, t.to(x0.device))
+        pred = pred.float()  # autocast may hand back bf16; the loss is taken in fp32
         mse = F.mse_loss(pred, x0)
         total = mse
-        parts = {"mse": float(mse.detach())}
+        parts = {"mse": mse.detach()}
         if perceptual is not None and perceptual_weight > 0:
             p = perceptual(pred.clamp(-1, 1), x0).mean()
             total = total + perceptual_weight * p
-            parts["perceptual"] = float(p.detach())
-        parts["loss"] = float(total.detach())
-        return total, parts
+            parts["perceptual"] = p.detach()
+        parts["loss"] = total.detach()
+        if not sync:
+            return total, parts
+        return total, {k: float(v) for k, v in parts.items()}
 
     # -------------------------------------------------------------------- sampling
-    @torch.no_grad()
+    @torch.inference_mode()
     def sample_steps(
         self,
         model: Denoiser,
@@ -125,7 +154,7 @@ class ResShiftDiffusion:
         `noise_fn(shape)` may supply the noise (tiling shares one noise field across tiles).
         """
         def draw(shape):
-            return noise_fn(shape).to(y) if noise_fn else torch.randn(shape, generator=generator).to(y)
+            return noise_fn(shape).to(y) if noise_fn else randn_on(shape, generator, y.device).to(y.dtype)
 
         x = self.prior_sample(y, noise=draw(y.shape)) if stochastic else y.clone()
         for i in reversed(range(self.timesteps)):
@@ -138,7 +167,7 @@ class ResShiftDiffusion:
             # At t = 1 the posterior is x0 itself (eta_0 = 0): no noise at the last step.
             x = mean + var.sqrt() * draw(y.shape) if i > 0 and stochastic else (mean if i > 0 else x0)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def sample(self, model: Denoiser, y: torch.Tensor, **kwargs) -> torch.Tensor:
         """The final x_0 of the reverse chain (the last step's prediction)."""
         frame = None

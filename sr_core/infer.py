@@ -13,6 +13,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from sr_core.accel import Accel, FastDenoiser
 from sr_core.config import InferConfig
 from sr_core.data import to_numpy, to_tensor
 from sr_core.degradation import resize
@@ -126,7 +127,7 @@ class UpscaleResult:
     plan: list[PlanStep] = field(default_factory=list)
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def run_step(
     model: torch.nn.Module,
     diffusion: ResShiftDiffusion,
@@ -136,6 +137,7 @@ def run_step(
     *,
     generator: torch.Generator,
     keep_frames: bool = False,
+    accel: Accel | None = None,
 ) -> tuple[torch.Tensor, list[StepFrame]]:
     """One plan step on a 1 x 3 x H x W tensor in [0, 1]."""
     w, h = step.size
@@ -143,7 +145,13 @@ def run_step(
     tile = cfg.tile if cfg.tile >= 0 else auto_tile(device, w * h)
     if tile > 0 and device.type != "cpu":
         image = image.cpu()  # large images: the whole state on the host, only tiles on the GPU
-    denoiser = TiledDenoiser(model, tile, device) if isinstance(model, torch.nn.Module) else model
+    denoiser = model
+    if isinstance(model, torch.nn.Module):
+        denoiser = TiledDenoiser(FastDenoiser(model, accel or Accel(), device), tile, device)
+    if cfg.self_ensemble:
+        from sr_core.ensemble import SelfEnsemble
+
+        denoiser = SelfEnsemble(denoiser)
     y01 = image if step.refine_only else resize(image, (h, w), cfg.resampler).clamp(0, 1)
     y = y01 * 2 - 1
     frames: list[StepFrame] = []
@@ -185,12 +193,14 @@ def upscale(
     keep_frames: bool = False,
     progress: bool = True,
     on_step: Callable[[int, PlanStep, np.ndarray], None] | None = None,
+    accel: Accel | None = None,
 ) -> UpscaleResult:
     """Run every step of `plan` on an H x W x 3 image in [0, 1]."""
     from tqdm.auto import tqdm
 
+    accel = accel or Accel()
     if isinstance(model, torch.nn.Module):
-        model = model.to(device).eval()
+        model = accel.prepare(model.eval(), device)
     generator = torch.Generator().manual_seed(int(seed))
     current = to_tensor(rgb, device)
     result = UpscaleResult(image=rgb, plan=list(plan))
@@ -198,7 +208,7 @@ def upscale(
     for i, step in enumerate(bar):
         bar.set_postfix_str(f"{step.size[0]}x{step.size[1]}{' refine' if step.refine_only else ''}")
         current, frames = run_step(model, diffusion, current, step, cfg, generator=generator,
-                                   keep_frames=keep_frames)
+                                   keep_frames=keep_frames, accel=accel)
         arr = to_numpy(current)
         result.intermediates.append(arr)
         if keep_frames:

@@ -45,15 +45,21 @@ def free_memory(device: torch.device) -> int:
 CPU_TILE = 512
 
 
+# On a GPU a 2048^2 call already fills the chip; larger calls only raise the memory peak.
+# Capping calls there keeps GPU memory set by the tile, not the image (docs/performance.md).
+GPU_TILE = 2048
+
+
 def auto_tile(device: torch.device, pixels: int, *, fraction: float = 0.25) -> int:
     """0 if the whole image is best run at once, else a tile side that fits free memory."""
     budget = free_memory(device) * fraction
     fits = int(math.sqrt(budget / BYTES_PER_PIXEL)) // 16 * 16
-    if device.type == "cpu" and pixels > CPU_TILE * CPU_TILE:
-        return max(64, min(CPU_TILE, fits))
+    cap = CPU_TILE if device.type == "cpu" else GPU_TILE
+    if pixels > cap * cap:
+        return max(64, min(cap, fits))
     if pixels * BYTES_PER_PIXEL <= budget:
         return 0
-    return max(64, min(4096, fits))
+    return max(64, min(cap, fits))
 
 
 class TiledDenoiser:

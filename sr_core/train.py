@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import math
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -15,6 +16,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from sr_core.accel import Accel, FastDenoiser
 from sr_core.checkpoint import image_fingerprint, load_checkpoint, publish_as, save_checkpoint
 from sr_core.config import Config
 from sr_core.data import PairSampler, image_scales
@@ -145,6 +147,9 @@ def _defer_interrupts(pending: list[int]) -> Callable[[], None]:
     return restore
 
 
+SYNC_EVERY = 25  # steps between reading losses back from an accelerator
+
+
 def train_stage(
     state: TrainState,
     sampler: PairSampler,
@@ -155,13 +160,26 @@ def train_stage(
     checkpoint: Callable[[], None] | None = None,
     progress: bool = True,
     on_step: Callable[[int, dict], None] | None = None,
+    accel: Accel | None = None,
+    sync_every: int | None = None,
 ) -> list[float]:
-    """Train the current stage up to `steps` steps (continuing from `state.stage_step`)."""
+    """Train the current stage up to `steps` steps (continuing from `state.stage_step`).
+
+    On an accelerator the losses are read back every `SYNC_EVERY` steps (and at every
+    checkpoint), not every step, so the GPU never waits for Python; a non-finite loss is
+    caught there, before any checkpoint is written.
+    """
     from tqdm.auto import tqdm
 
     cfg = state.cfg.train
+    accel = accel or Accel()
+    device = next(state.model.parameters()).device
+    forward = FastDenoiser(accel.prepare(state.model, device), accel, device)
+    if sync_every is None:
+        sync_every = 1 if device.type == "cpu" or on_step is not None else SYNC_EVERY
     state.model.train()
     losses: list[float] = []
+    unread: list[tuple[int, int, dict]] = []  # (global step, stage, parts as device tensors)
     bar = tqdm(
         total=steps,
         initial=state.stage_step,
@@ -170,6 +188,30 @@ def train_stage(
         leave=True,
         dynamic_ncols=True,
     )
+
+    def read_back() -> None:
+        if not unread:
+            return
+        keys = sorted(unread[0][2])
+        values = torch.stack([torch.stack([p[k].float() for k in keys]) for _, _, p in unread]).cpu().tolist()
+        for (step, stage, _), row in zip(unread, values):
+            parts = dict(zip(keys, row))
+            if not math.isfinite(parts["loss"]):
+                raise UserError(
+                    f"training diverged (loss {parts['loss']}) at step {step}; "
+                    "the last good checkpoint is kept — try a lower learning rate (--train.lr ...)"
+                )
+            losses.append(parts["loss"])
+            state.history["step"].append(step)
+            state.history["stage"].append(stage)
+            state.history["loss"].append(parts["loss"])
+            state.history["mse"].append(parts.get("mse"))
+            if on_step is not None:
+                on_step(step, parts)
+        bar.update(len(unread))
+        bar.set_postfix(loss=f"{losses[-1]:.4f}", refresh=False)
+        unread.clear()
+
     pending: list[int] = []
     restore_signals = _defer_interrupts(pending)
     try:
@@ -178,14 +220,9 @@ def train_stage(
                 raise KeyboardInterrupt
             x0, y = sampler.next_batch()
             loss, parts = diffusion.loss(
-                state.model, x0, y, generator=state.noise_gen,
-                perceptual=perceptual, perceptual_weight=cfg.perceptual_weight,
+                forward, x0, y, generator=state.noise_gen,
+                perceptual=perceptual, perceptual_weight=cfg.perceptual_weight, sync=False,
             )
-            if not math.isfinite(parts["loss"]):
-                raise UserError(
-                    f"training diverged (loss {parts['loss']}) at step {state.global_step + 1}; "
-                    "the last good checkpoint is kept — try a lower learning rate (--train.lr ...)"
-                )
             state.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip > 0:
@@ -198,17 +235,13 @@ def train_stage(
                 update_ema(state.ema, state.model, 0.0)  # EMA follows the model until it starts
             elif state.global_step % cfg.ema_every == 0:
                 update_ema(state.ema, state.model, cfg.ema_decay)
-            losses.append(parts["loss"])
-            for key in ("step", "stage", "loss", "mse"):
-                value = {"step": state.global_step, "stage": state.stage}.get(key, parts.get(key))
-                state.history[key].append(value)
-            bar.update(1)
-            bar.set_postfix(loss=f"{parts['loss']:.4f}", refresh=False)
-            if on_step is not None:
-                on_step(state.global_step, parts)
-            if checkpoint is not None and (
+            unread.append((state.global_step, state.stage, parts))
+            due = checkpoint is not None and (
                 state.global_step % cfg.checkpoint_every == 0 or state.stage_step == steps
-            ):
+            )
+            if due or len(unread) >= sync_every or state.stage_step == steps:
+                read_back()
+            if due:
                 if not all(bool(torch.isfinite(p).all()) for p in state.model.parameters()):
                     raise UserError(
                         f"training diverged (non-finite weights) at step {state.global_step}; "
@@ -218,6 +251,11 @@ def train_stage(
         if pending:
             raise KeyboardInterrupt
     finally:
+        if unread and sys.exc_info()[0] is KeyboardInterrupt:
+            try:
+                read_back()  # an interrupted run keeps the history of the steps it took
+            except UserError:
+                pass
         restore_signals()
         bar.close()
         state.model.eval()
@@ -248,6 +286,7 @@ def train(
     progress: bool = True,
     perceptual="auto",
     on_step: Callable[[int, dict], None] | None = None,
+    accel: Accel | None = None,
 ) -> TrainResult:
     """Train a model on one image (H x W x 3 floats in [0, 1]) over all image scales.
 
@@ -295,6 +334,7 @@ def train(
             train_stage(
                 state, sampler, diffusion, cfg.steps_for_stage(stage),
                 perceptual=perceptual, checkpoint=checkpoint, progress=progress, on_step=on_step,
+                accel=accel,
             )
         except KeyboardInterrupt:
             if ckpt_dir is not None and state.stage_step > 0:

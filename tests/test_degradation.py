@@ -10,9 +10,11 @@ from sr_core.degradation import (
     degrade,
     filter2d,
     gaussian_noise,
+    pad_kernel,
     poisson_noise,
     pseudo_pair,
     random_kernel,
+    random_kernels,
     sinc_kernel,
     usm_sharpen,
 )
@@ -106,3 +108,64 @@ def test_pseudo_pair_ranges_and_scale_aware_mode():
     assert lr2.shape == img.shape
     # Halving and doubling loses far more detail than the paper's mild 0.8-1.0 resize.
     assert float((lr2 - hr2).abs().mean()) > float((lr - hr).abs().mean())
+
+
+@pytest.mark.parametrize("family", KERNEL_FAMILIES)
+def test_batched_kernels_match_the_one_by_one_kernels(family):
+    """The vectorised kernel builder gives the numbers of bivariate_kernel / sinc_kernel + pad."""
+    cfg = DegradationConfig(kernel_sizes=(3, 5, 7), kernel_pad_to=9, kernel_probs={family: 1.0},
+                            blur_sigma=(0.3, 2.0))
+    kernels, p = random_kernels(cfg, torch.Generator().manual_seed(3), 12)
+    assert kernels.shape == (12, 9, 9)
+    assert torch.allclose(kernels.sum(dim=(-2, -1)), torch.ones(12), atol=1e-5)
+    for i in range(12):
+        size = int(p["size"][i])
+        if family == "sinc":
+            ref = sinc_kernel(size, float(p["omega_c"][i]))
+        else:
+            base = family.split("_")[0]
+            beta = {"generalized": p["beta_generalized"][i], "plateau": p["beta_plateau"][i]}.get(base, 1.0)
+            ref = bivariate_kernel(size, float(p["sigma_x"][i]), float(p["sigma_y"][i]), float(p["theta"][i]),
+                                   beta=float(beta), family=base if base in ("generalized", "plateau") else "gaussian")
+        assert torch.allclose(kernels[i], pad_kernel(ref, 9), atol=1e-6), (family, i)
+    if family.endswith("_iso"):
+        assert torch.equal(p["sigma_x"], p["sigma_y"])
+    assert len(set(p["size"].tolist())) > 1  # sizes really vary within one batch
+
+
+def test_batched_degrade_is_seeded_per_image_and_in_range():
+    img = torch.rand(6, 3, 32, 32)
+    cfg = DegradationConfig(jpeg_prob=0.5)
+    a = degrade(img, cfg, torch.Generator().manual_seed(5), batched=True)
+    b = degrade(img, cfg, torch.Generator().manual_seed(5), batched=True)
+    c = degrade(img, cfg, torch.Generator().manual_seed(6), batched=True)
+    assert torch.equal(a.image, b.image) and not torch.equal(a.image, c.image)
+    assert a.image.shape == img.shape and a.image.min() >= 0 and a.image.max() <= 1
+    assert torch.allclose(a.image * 255, (a.image * 255).round(), atol=1e-3)
+    draws = a.draws
+    assert len(draws) == 6 and {"kernel", "noise", "up_mode", "resize_factor"} <= set(draws[0])
+    assert any("jpeg_quality" in d for d in draws) and not all("jpeg_quality" in d for d in draws)
+    # Kernels and noise are per image even in one batch: the same image twice comes out different.
+    same = degrade(img[:1].expand(4, -1, -1, -1), cfg, torch.Generator().manual_seed(1), batched=True).image
+    assert not torch.equal(same[0], same[1])
+
+
+def test_batched_and_per_sample_degrade_alike():
+    """Same distribution of degradations: the mean damage and the noise level agree."""
+    torch.manual_seed(0)
+    img = torch.rand(1, 3, 32, 32).expand(4, -1, -1, -1).contiguous()
+    cfg = DegradationConfig()
+    damage = {}
+    for batched in (False, True):
+        g = torch.Generator().manual_seed(2)
+        # Many small batches: the batched path draws its resize once per batch.
+        damage[batched] = torch.stack([(degrade(img, cfg, g, batched=batched).image - img).abs().mean()
+                                       for _ in range(80)])
+    assert abs(float(damage[True].mean() / damage[False].mean()) - 1) < 0.1
+    # Noise only (delta kernel, no resize): the residual std matches on both paths.
+    flat = torch.full((32, 3, 40, 40), 0.5)
+    cfg = DegradationConfig(kernel_probs={"iso": 1.0}, blur_sigma=(1e-3, 1e-3), resize_range=(1.0, 1.0),
+                            gaussian_noise_prob=1.0, gaussian_sigma=(3.0, 3.0), gray_noise_prob=0.0)
+    stds = [float((degrade(flat, cfg, torch.Generator().manual_seed(0), batched=b).image - 0.5).std() * 255)
+            for b in (False, True)]
+    assert abs(stds[0] - 3.0) < 0.3 and abs(stds[1] - 3.0) < 0.3

@@ -1,0 +1,90 @@
+"""How the denoiser runs on the hardware: precision, memory layout, compilation.
+
+None of this changes what the method computes (bf16 aside, which rounds): it is kept out of
+`Config` so a checkpoint trained one way loads and samples any other way. Each lever is a
+field, so the speed benchmark can time the plain path (all off) against the fast one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import torch
+
+from sr_core.errors import UserError
+
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+@dataclass
+class Accel:
+    """Speed options. `auto` precision is bf16 autocast on CUDA devices that support it, else fp32."""
+
+    precision: str = "auto"
+    channels_last: bool = True  # NHWC convolutions (cuDNN); no effect on the CPU path
+    compile: bool = False  # torch.compile the denoiser (minutes of warm-up; pays off on long runs)
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise UserError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+
+    @classmethod
+    def plain(cls) -> "Accel":
+        """fp32, default layout, eager: the reference every speed-up is measured against."""
+        return cls(precision="fp32", channels_last=False, compile=False)
+
+    def dtype(self, device: torch.device) -> torch.dtype | None:
+        """The autocast dtype on `device`, or None for full fp32."""
+        device = torch.device(device)
+        if self.precision == "fp32":
+            return None
+        if device.type == "cuda":
+            if torch.cuda.is_bf16_supported():
+                return torch.bfloat16
+            if self.precision == "bf16":
+                raise UserError("precision bf16 asked for, but this GPU does not support bfloat16")
+            return None
+        if self.precision == "bf16":
+            # Explicit request: CPU autocast in bf16 works, though it is rarely faster.
+            return torch.bfloat16 if device.type == "cpu" else None
+        return None
+
+    def autocast(self, device: torch.device):
+        """A context for the model's forward pass (a no-op context in fp32)."""
+        device = torch.device(device)
+        dtype = self.dtype(device)
+        if dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=device.type, dtype=dtype)
+
+    def prepare(self, model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+        """Move `model` to `device` in the chosen layout; returns the module to call."""
+        device = torch.device(device)
+        model = model.to(device)
+        if self.channels_last and device.type == "cuda":
+            model = model.to(memory_format=torch.channels_last)
+        if self.compile:
+            if not hasattr(torch, "compile"):
+                raise UserError("--compile needs PyTorch 2.0 or newer")
+            # Shapes change between plan steps and tiles: let the compiler treat them as dynamic.
+            return torch.compile(model, dynamic=True)
+        return model
+
+
+class FastDenoiser:
+    """Calls a denoiser under `accel`'s autocast and hands back fp32 (the sampler's arithmetic)."""
+
+    def __init__(self, model, accel: Accel, device: torch.device):
+        self.model = model
+        self.accel = accel
+        self.device = torch.device(device)
+        self.cfg = getattr(model, "cfg", None)  # tiling reads the receptive field from it
+
+    def __call__(self, x_t: torch.Tensor, y: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        if self.accel.channels_last and self.device.type == "cuda":
+            x_t = x_t.contiguous(memory_format=torch.channels_last)
+            y = y.contiguous(memory_format=torch.channels_last)
+        with self.accel.autocast(self.device):
+            out = self.model(x_t, y, t)
+        return out.float().contiguous()

@@ -1,0 +1,85 @@
+"""The speed levers (sr_core.accel) and the training loop's deferred read-back."""
+
+import pytest
+import torch
+
+from sr_core.accel import Accel, FastDenoiser
+from sr_core.config import preset
+from sr_core.diffusion import ResShiftDiffusion, randn_on
+from sr_core.errors import UserError
+from sr_core.train import TrainState, build_model, train_stage
+from sr_core.data import PairSampler
+
+
+def test_precision_choice_and_bad_values():
+    assert Accel().dtype("cpu") is None  # auto: fp32 on the CPU
+    assert Accel.plain().dtype("cpu") is None
+    assert Accel(precision="bf16").dtype("cpu") is torch.bfloat16
+    with pytest.raises(UserError, match="precision"):
+        Accel(precision="fp8")
+
+
+def test_bf16_autocast_stays_close_to_fp32_and_returns_fp32():
+    cfg = preset("smoke")
+    model = build_model(cfg).eval()
+    x, y = torch.rand(1, 3, 32, 32) * 2 - 1, torch.rand(1, 3, 32, 32) * 2 - 1
+    t = torch.tensor([2])
+    ref = FastDenoiser(model, Accel.plain(), "cpu")(x, y, t)
+    fast = FastDenoiser(model, Accel(precision="bf16"), "cpu")(x, y, t)
+    assert ref.dtype == fast.dtype == torch.float32
+    rel = float((fast - ref).detach().norm() / ref.detach().norm())
+    assert 0 < rel < 2e-2  # bf16 rounds (so it did run in bf16), but only a little
+
+
+def test_full_sampler_in_bf16_matches_fp32():
+    """The reverse chain must not drift in bf16: compare whole samples, not one call."""
+    cfg = preset("smoke")
+    model = build_model(cfg).eval()
+    d = ResShiftDiffusion(cfg.diffusion)
+    y = torch.rand(1, 3, 32, 32) * 2 - 1
+    outs = [d.sample(FastDenoiser(model, a, "cpu"), y, generator=torch.Generator().manual_seed(0))
+            for a in (Accel.plain(), Accel(precision="bf16"))]
+    psnr = 10 * torch.log10(4 / ((outs[0] - outs[1]) ** 2).mean())
+    assert float(psnr) > 35
+
+
+def test_device_noise_is_seeded():
+    a = randn_on((2, 3), torch.Generator().manual_seed(1), torch.device("cpu"))
+    b = randn_on((2, 3), torch.Generator().manual_seed(1), torch.device("cpu"))
+    assert torch.equal(a, b)
+    assert torch.equal(a, torch.randn((2, 3), generator=torch.Generator().manual_seed(1)))
+
+
+def _stage(sample_rgb, sync_every):
+    cfg = preset("smoke")
+    cfg.data.batch_size, cfg.data.crop_size = 2, 24
+    state = TrainState.fresh(cfg, "fp", torch.device("cpu"))
+    sampler = PairSampler(sample_rgb[:32, :32], cfg.data, cfg.degradation,
+                          generator=torch.Generator().manual_seed(0))
+    losses = train_stage(state, sampler, ResShiftDiffusion(cfg.diffusion), 9, progress=False,
+                         sync_every=sync_every)
+    return state, losses
+
+
+def test_deferred_loss_read_back_changes_nothing(sample_rgb):
+    """Reading losses every 4 steps (as on a GPU) gives the same weights and history as every step."""
+    a, la = _stage(sample_rgb, 1)
+    b, lb = _stage(sample_rgb, 4)
+    assert la == lb and len(la) == 9
+    assert a.history == b.history and b.history["step"] == list(range(1, 10))
+    for pa, pb in zip(a.model.parameters(), b.model.parameters()):
+        assert torch.equal(pa, pb)
+
+
+def test_deferred_read_back_still_catches_divergence(sample_rgb):
+    cfg = preset("smoke")
+    cfg.data.batch_size, cfg.data.crop_size = 2, 24
+    cfg.train.lr = 1e30
+    state = TrainState.fresh(cfg, "fp", torch.device("cpu"))
+    sampler = PairSampler(sample_rgb[:32, :32], cfg.data, cfg.degradation,
+                          generator=torch.Generator().manual_seed(0))
+    saved = []
+    with pytest.raises(UserError, match="diverged"):
+        train_stage(state, sampler, ResShiftDiffusion(cfg.diffusion), 30, progress=False,
+                    sync_every=25, checkpoint=lambda: saved.append(state.global_step))
+    assert saved == []  # no checkpoint of broken weights
