@@ -83,50 +83,60 @@ class PairSampler:
         # Drawn now, so a resumed stage (generator state restored afterwards) gets the same batch.
         self._fixed = self.draw() if data.fixed_batch else None
 
+    def batch_pixels(self) -> int:
+        """Pixels in one batch (how much work one training step is)."""
+        _, _, h, w = self.image.shape
+        c = self.data.crop_size
+        return self.data.batch_size * (min(c, h) * min(c, w) if c else h * w)
+
     @property
     def size(self) -> tuple[int, int]:
         return self.image.shape[-1], self.image.shape[-2]
 
-    def _crops(self, b: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def _crops(self, b: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         c = self.data.crop_size
         _, _, h, w = self.image.shape
         if not c or (c >= h and c >= w):
             return self.image.expand(b, -1, -1, -1), self.sharp.expand(b, -1, -1, -1)
         ch, cw = min(c, h), min(c, w)
-        tops = torch.randint(h - ch + 1, (b,), generator=self.generator)
-        lefts = torch.randint(w - cw + 1, (b,), generator=self.generator)
+        dev = generator.device
+        tops = torch.randint(h - ch + 1, (b,), generator=generator, device=dev)
+        lefts = torch.randint(w - cw + 1, (b,), generator=generator, device=dev)
         # One gather for the whole batch: rows/cols index grids of shape B x ch x cw.
-        rows = (tops.view(b, 1, 1) + torch.arange(ch).view(1, ch, 1)).expand(b, ch, cw).to(self.device)
-        cols = (lefts.view(b, 1, 1) + torch.arange(cw).view(1, 1, cw)).expand(b, ch, cw).to(self.device)
+        rows = (tops.view(b, 1, 1) + torch.arange(ch, device=dev).view(1, ch, 1)).expand(b, ch, cw).to(self.device)
+        cols = (lefts.view(b, 1, 1) + torch.arange(cw, device=dev).view(1, 1, cw)).expand(b, ch, cw).to(self.device)
         img = self.image[0][:, rows, cols].permute(1, 0, 2, 3)  # 3 x B x ch x cw -> B x 3 x ch x cw
         if self.sharp is self.image:
             return img, img
         return img, self.sharp[0][:, rows, cols].permute(1, 0, 2, 3)
 
-    def _flip(self, img: torch.Tensor, sharp: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _flip(self, img: torch.Tensor, sharp: torch.Tensor, generator: torch.Generator):
         b = img.shape[0]
-        ks = torch.randint(8, (b,), generator=self.generator)
-        if img.shape[-1] != img.shape[-2]:  # a 90-degree turn would change the shape
+        ks = torch.randint(8, (b,), generator=generator, device=generator.device).to(self.device)
+        square = img.shape[-1] == img.shape[-2]
+        if not square:  # a 90-degree turn would change the shape
             ks = ks - ks % 2
-        out_img, out_sharp = torch.empty_like(img), torch.empty_like(sharp)
-        for k in torch.unique(ks).tolist():  # at most 8 groups, whatever the batch size
-            idx = torch.nonzero(ks == k).flatten().to(self.device)
-            out_img[idx] = dihedral(img[idx], k)
-            out_sharp[idx] = dihedral(sharp[idx], k)
+        out_img, out_sharp = img, sharp
+        # Every transform of the whole batch, each image keeping its own: no per-image loop,
+        # no host round trip for the indices.
+        for k in range(1, 8) if square else (2, 4, 6):
+            pick = (ks == k).view(b, 1, 1, 1)
+            out_img = torch.where(pick, dihedral(img, k), out_img)
+            out_sharp = out_img if sharp is img else torch.where(pick, dihedral(sharp, k), out_sharp)
         return out_img, out_sharp
 
     def draw(self) -> tuple[torch.Tensor, torch.Tensor]:
         """A new batch (x0, y), ignoring `fixed_batch`."""
-        img, sharp = self._crops(self.data.batch_size)
-        if self.data.flips:
-            img, sharp = self._flip(img, sharp)
         batched = self.data.synthesis == "batched"
-        dev_gen = None
+        gen = self.generator  # per_sample: every draw on the CPU generator, the same on any device
         if batched and self._device_gen is not None:
-            # Reseeded from the CPU generator each batch: a resumed run draws the same noise.
+            # Reseeded from the CPU generator each batch: a resumed run draws the same pairs.
             self._device_gen.manual_seed(int(torch.randint(2**62, (), generator=self.generator)))
-            dev_gen = self._device_gen
-        kwargs = dict(sharp=sharp, batched=batched, device_generator=dev_gen)
+            gen = self._device_gen
+        img, sharp = self._crops(self.data.batch_size, gen)
+        if self.data.flips:
+            img, sharp = self._flip(img, sharp, gen)
+        kwargs = dict(sharp=sharp, batched=batched, device_generator=gen if batched else None)
         if self.data.pair_mode == "scale_aware":
             factor = uniform(self.generator, *self.data.step_factor)
             return pseudo_pair(img, self.degradation, self.generator, down_factor=factor, up_mode="bicubic", **kwargs)

@@ -131,28 +131,32 @@ def random_kernel(cfg: DegradationConfig, generator: torch.Generator) -> tuple[t
     return pad_kernel(k, cfg.kernel_pad_to), info
 
 
-def random_kernels(cfg: DegradationConfig, generator: torch.Generator, n: int) -> tuple[torch.Tensor, dict]:
+def random_kernels(
+    cfg: DegradationConfig, generator: torch.Generator, n: int, *, device: torch.device | str | None = None
+) -> tuple[torch.Tensor, dict]:
     """Draw `n` blur kernels in one vectorised call (same families and ranges as `random_kernel`).
 
-    Returns an n x K x K float tensor (K = the padded size) and the drawn parameters as
-    tensors of length n.
+    Everything is drawn and built on `device` (default: the generator's). Returns an
+    n x K x K float tensor (K = the padded size) and the drawn parameters as tensors.
     """
-    sizes_opt = torch.tensor(list(cfg.kernel_sizes))
-    size = sizes_opt[torch.randint(len(sizes_opt), (n,), generator=generator)]
-    probs = torch.tensor([float(cfg.kernel_probs.get(name, 0.0)) for name in KERNEL_FAMILIES], dtype=torch.float64)
+    dev = generator.device if device is None else torch.device(device)
+    sizes_opt = torch.tensor(list(cfg.kernel_sizes), device=dev)
+    size = sizes_opt[torch.randint(len(sizes_opt), (n,), generator=generator, device=dev)]
+    probs = torch.tensor([float(cfg.kernel_probs.get(name, 0.0)) for name in KERNEL_FAMILIES],
+                         dtype=torch.float64, device=dev)
     family = torch.multinomial(probs / probs.sum(), n, replacement=True, generator=generator)
 
     def draw(lo_hi) -> torch.Tensor:
-        return torch.empty(n, dtype=torch.float64).uniform_(*lo_hi, generator=generator)
+        return torch.empty(n, dtype=torch.float64, device=dev).uniform_(*lo_hi, generator=generator)
 
     sx, sy, theta = draw(cfg.blur_sigma), draw(cfg.blur_sigma), draw((-math.pi, math.pi))
     betag, betap, omega = draw(cfg.betag_range), draw(cfg.betap_range), draw(cfg.sinc_omega)
-    iso = torch.tensor([name.endswith("_iso") for name in KERNEL_FAMILIES])[family]
+    iso = torch.tensor([name.endswith("_iso") for name in KERNEL_FAMILIES], device=dev)[family]
     sy = torch.where(iso, sx, sy)
     theta = torch.where(iso, torch.zeros_like(theta), theta)
     params = {"family": family, "size": size, "sigma_x": sx, "sigma_y": sy, "theta": theta,
               "beta_generalized": betag, "beta_plateau": betap, "omega_c": omega}
-    return kernels_from_params(params, max(cfg.kernel_pad_to, int(sizes_opt.max()))), params
+    return kernels_from_params(params, max(cfg.kernel_pad_to, max(cfg.kernel_sizes))), params
 
 
 def kernels_from_params(params: dict, pad_to: int) -> torch.Tensor:
@@ -162,7 +166,7 @@ def kernels_from_params(params: dict, pad_to: int) -> torch.Tensor:
     mask: the same numbers `bivariate_kernel` / `sinc_kernel` + `pad_kernel` give one by one.
     """
     family, size = params["family"], params["size"]
-    xx, yy = _grid(pad_to)  # K x K, integer coordinates for odd K
+    xx, yy = (g.to(family.device) for g in _grid(pad_to))  # K x K, integer coordinates for odd K
     v = lambda key: params[key].view(-1, 1, 1)  # noqa: E731 - broadcast over the grid
     c, s = torch.cos(v("theta")), torch.sin(v("theta"))
     ix, iy = 1.0 / v("sigma_x") ** 2, 1.0 / v("sigma_y") ** 2
@@ -318,15 +322,20 @@ def degrade(
     return _degrade_per_sample(img, cfg, generator, down_factor=down_factor, up_mode=up_mode)
 
 
-def _noise_and_jpeg_draws(cfg: DegradationConfig, generator: torch.Generator, b: int):
-    """Per image: Gaussian or Poisson, gray or colour, their strengths, JPEG or not and its quality."""
-    use_gauss = torch.rand(b, generator=generator) < cfg.gaussian_noise_prob
-    gray = torch.rand(b, generator=generator) < cfg.gray_noise_prob
-    sigma = torch.empty(b).uniform_(*cfg.gaussian_sigma, generator=generator)
-    pscale = torch.empty(b).uniform_(*cfg.poisson_scale, generator=generator)
+def _noise_draws(cfg: DegradationConfig, generator: torch.Generator, b: int, device=None):
+    """Per image: Gaussian or Poisson, gray or colour, and their strengths."""
+    use_gauss = torch.rand(b, generator=generator, device=device) < cfg.gaussian_noise_prob
+    gray = torch.rand(b, generator=generator, device=device) < cfg.gray_noise_prob
+    sigma = torch.empty(b, device=device).uniform_(*cfg.gaussian_sigma, generator=generator)
+    pscale = torch.empty(b, device=device).uniform_(*cfg.poisson_scale, generator=generator)
+    return use_gauss, gray, sigma, pscale
+
+
+def _jpeg_draws(cfg: DegradationConfig, generator: torch.Generator, b: int):
+    """Per image: JPEG or not, and its quality (on the CPU: OpenCV does the JPEG)."""
     jpeg_on = torch.rand(b, generator=generator) < cfg.jpeg_prob
     quality = torch.randint(cfg.jpeg_quality[0], cfg.jpeg_quality[1] + 1, (b,), generator=generator)
-    return use_gauss, gray, sigma, pscale, jpeg_on, quality
+    return jpeg_on, quality
 
 
 def _degrade_per_sample(img, cfg, generator, *, down_factor, up_mode) -> Degraded:
@@ -355,7 +364,8 @@ def _degrade_per_sample(img, cfg, generator, *, down_factor, up_mode) -> Degrade
         d.update(resize_factor=factor, down_mode=mode)
         small.append(resize(out[i : i + 1], size, mode, antialias=aa).clamp(0, 1))
 
-    use_gauss, gray, sigma, pscale, jpeg_on, quality = _noise_and_jpeg_draws(cfg, generator, b)
+    use_gauss, gray, sigma, pscale = _noise_draws(cfg, generator, b)
+    jpeg_on, quality = _jpeg_draws(cfg, generator, b)
 
     result = []
     for i, (d, s) in enumerate(zip(draws, small)):
@@ -377,10 +387,16 @@ def _degrade_per_sample(img, cfg, generator, *, down_factor, up_mode) -> Degrade
 
 
 def _degrade_batched(img, cfg, generator, *, down_factor, up_mode, noise_gen) -> Degraded:
-    """The whole batch at once: no loop over images (JPEG aside), noise on the device."""
+    """The whole batch at once: no loop over images (JPEG aside), per-image draws on the device.
+
+    Batch-wide choices (resize factor and modes, JPEG) come from the CPU `generator`;
+    everything drawn per image comes from `noise_gen`, a generator on the batch's device,
+    so nothing is copied from the host each step.
+    """
     b, c, h, w = img.shape
-    kernels, kparams = random_kernels(cfg, generator, b)
-    out = filter2d(img, kernels.to(img.device, non_blocking=True))
+    dev = img.device
+    kernels, kparams = random_kernels(cfg, noise_gen, b, device=dev)
+    out = filter2d(img, kernels)
     if down_factor is None:
         factor = uniform(generator, *cfg.resize_range)
         size = (max(1, round(h * factor)), max(1, round(w * factor)))
@@ -391,17 +407,16 @@ def _degrade_batched(img, cfg, generator, *, down_factor, up_mode, noise_gen) ->
         down_mode, aa = "bicubic", True
     small = resize(out, size, down_mode, antialias=aa).clamp(0, 1)
 
-    use_gauss, gray, sigma, pscale, jpeg_on, quality = _noise_and_jpeg_draws(cfg, generator, b)
-    mode_up = up_mode or choice(generator, list(cfg.resize_modes))
-
-    dev = small.device
+    use_gauss, gray, sigma, pscale = _noise_draws(cfg, noise_gen, b, device=dev)
     gauss = gaussian_noise(small.shape, sigma, gray, noise_gen, device=dev)
     shot = poisson_noise(small, pscale, gray, noise_gen)
-    small = (small + torch.where(use_gauss.to(dev).view(b, 1, 1, 1), gauss, shot)).clamp(0, 1)
+    small = (small + torch.where(use_gauss.view(b, 1, 1, 1), gauss, shot)).clamp(0, 1)
+    jpeg_on, quality = _jpeg_draws(cfg, generator, b) if cfg.jpeg_prob > 0 else (torch.zeros(b, dtype=torch.bool), None)
     if bool(jpeg_on.any()):  # OpenCV only: the one per-image step
         small = small.clone()
         for i in torch.nonzero(jpeg_on).flatten().tolist():
             small[i] = jpeg(small[i], int(quality[i]))
+    mode_up = up_mode or choice(generator, list(cfg.resize_modes))
     low = quantize(resize(small, (h, w), mode_up))
 
     draws = lambda: [  # noqa: E731

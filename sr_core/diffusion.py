@@ -32,22 +32,27 @@ def sqrt_eta_schedule(cfg: DiffusionConfig) -> torch.Tensor:
 _DEVICE_GENERATORS: dict[str, torch.Generator] = {}
 
 
-def randn_on(shape, generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
-    """Standard normal noise made on `device`, driven by `generator` wherever that lives.
+def generator_on(generator: torch.Generator | None, device: torch.device) -> torch.Generator | None:
+    """A generator that draws on `device`, driven by `generator` wherever that lives.
 
     A generator on another device (the usual CPU generator with a CUDA batch) seeds a
-    generator on `device` instead of drawing there and copying: same seed, same noise, and
-    no host-to-device copy of a full-size tensor every step.
+    generator on `device`: same seed, same numbers, and no host-to-device copy (each such
+    copy from ordinary memory makes the host wait for the GPU).
     """
     device = torch.device(device)
-    if generator is None or generator.device == device or (generator.device.type == device.type == "cpu"):
-        return torch.randn(shape, generator=generator, device=device)
+    if generator is None or generator.device.type == device.type == "cpu" or generator.device == device:
+        return generator
     key = str(device)
     if key not in _DEVICE_GENERATORS:
         _DEVICE_GENERATORS[key] = torch.Generator(device)
     dev_gen = _DEVICE_GENERATORS[key]
     dev_gen.manual_seed(int(torch.randint(2**62, (), generator=generator)))
-    return torch.randn(shape, generator=dev_gen, device=device)
+    return dev_gen
+
+
+def randn_on(shape, generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
+    """Standard normal noise made on `device` (see `generator_on`)."""
+    return torch.randn(shape, generator=generator_on(generator, device), device=device)
 
 
 @dataclass
@@ -73,14 +78,20 @@ class ResShiftDiffusion:
         self.posterior_variance = self.kappa**2 * self.eta_prev / self.eta * self.alpha
         self.posterior_coef_xt = self.eta_prev / self.eta
         self.posterior_coef_x0 = self.alpha / self.eta
+        self._cache: dict[tuple, torch.Tensor] = {}
 
     @property
     def timesteps(self) -> int:
         return self.cfg.timesteps
 
-    @staticmethod
-    def _at(values: torch.Tensor, t: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
-        return values.to(ref.device)[t.to(ref.device)].to(ref.dtype).view(-1, 1, 1, 1)
+    def _at(self, values: torch.Tensor, t: torch.Tensor | int, ref: torch.Tensor):
+        """values[t] shaped to broadcast over `ref`; an int t gives a plain float (no copies)."""
+        if isinstance(t, int):
+            return float(values[t])
+        key = (id(values), str(ref.device), ref.dtype)
+        if key not in self._cache:  # the schedule is copied to a device once, not every step
+            self._cache[key] = values.to(device=ref.device, dtype=ref.dtype)
+        return self._cache[key][t.to(ref.device)].view(-1, 1, 1, 1)
 
     # --------------------------------------------------------------- forward process
     def q_sample(self, x0, y, t, noise=None, *, generator: torch.Generator | None = None):
@@ -119,9 +130,10 @@ class ResShiftDiffusion:
         training loop need not wait for each step to finish before queueing the next.
         """
         b = x0.shape[0]
-        t = torch.randint(self.timesteps, (b,), generator=generator)
-        x_t = self.q_sample(x0, y, t, generator=generator)
-        pred = model(x_t, y, t.to(x0.device))
+        gen = generator_on(generator, x0.device)  # t and noise drawn where the batch lives
+        t = torch.randint(self.timesteps, (b,), generator=gen, device=x0.device)
+        x_t = self.q_sample(x0, y, t, generator=gen)
+        pred = model(x_t, y, t)
         pred = pred.float()  # autocast may hand back bf16; the loss is taken in fp32
         mse = F.mse_loss(pred, x0)
         total = mse
@@ -158,14 +170,14 @@ class ResShiftDiffusion:
 
         x = self.prior_sample(y, noise=draw(y.shape)) if stochastic else y.clone()
         for i in reversed(range(self.timesteps)):
-            t = torch.full((y.shape[0],), i, dtype=torch.long)
-            x0 = model(x, y, t.to(y.device))
+            t = torch.full((y.shape[0],), i, dtype=torch.long, device=y.device)
+            x0 = model(x, y, t)
             if clamp:
                 x0 = x0.clamp(-1, 1)
-            mean, var = self.q_posterior(x, x0, t)
+            mean, var = self.q_posterior(x, x0, i)
             yield StepFrame(i, x, x0)
             # At t = 1 the posterior is x0 itself (eta_0 = 0): no noise at the last step.
-            x = mean + var.sqrt() * draw(y.shape) if i > 0 and stochastic else (mean if i > 0 else x0)
+            x = mean + var**0.5 * draw(y.shape) if i > 0 and stochastic else (mean if i > 0 else x0)
 
     @torch.inference_mode()
     def sample(self, model: Denoiser, y: torch.Tensor, **kwargs) -> torch.Tensor:

@@ -19,7 +19,7 @@ from sr_core.data import to_numpy, to_tensor
 from sr_core.degradation import resize
 from sr_core.diffusion import ResShiftDiffusion, StepFrame
 from sr_core.errors import UserError
-from sr_core.tiling import TiledDenoiser, auto_tile
+from sr_core.tiling import TiledDenoiser, auto_tile, state_on_host
 
 MAX_FACTOR = 64.0
 
@@ -143,11 +143,12 @@ def run_step(
     w, h = step.size
     device = image.device
     tile = cfg.tile if cfg.tile >= 0 else auto_tile(device, w * h)
-    if tile > 0 and device.type != "cpu":
-        image = image.cpu()  # large images: the whole state on the host, only tiles on the GPU
+    if state_on_host(device, w * h, tile):
+        image = image.cpu()  # huge images: the whole state on the host, only tiles on the GPU
     denoiser = model
     if isinstance(model, torch.nn.Module):
-        denoiser = TiledDenoiser(FastDenoiser(model, accel or Accel(), device), tile, device)
+        call_pixels = min(w * h, tile * tile) if tile > 0 else w * h
+        denoiser = TiledDenoiser(FastDenoiser(model, (accel or Accel()).for_batch(call_pixels), device), tile, device)
     if cfg.self_ensemble:
         from sr_core.ensemble import SelfEnsemble
 

@@ -48,6 +48,15 @@ CPU_TILE = 512
 # On a GPU a 2048^2 call already fills the chip; larger calls only raise the memory peak.
 # Capping calls there keeps GPU memory set by the tile, not the image (docs/performance.md).
 GPU_TILE = 2048
+# Up to this many output pixels the diffusion state (about 100 bytes a pixel) stays on the
+# GPU while the model runs in tiles; beyond it the state moves to host memory, so GPU memory
+# stays bounded by the tile whatever the output size (at some cost in speed).
+GPU_STATE_PIXELS = 4096 * 4096
+
+
+def state_on_host(device: torch.device, pixels: int, tile: int) -> bool:
+    """Whether a tiled plan step should keep its whole-image tensors in host memory."""
+    return tile > 0 and device.type != "cpu" and pixels > GPU_STATE_PIXELS
 
 
 def auto_tile(device: torch.device, pixels: int, *, fraction: float = 0.25) -> int:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")  # tests run on the CPU everywhere
+if not os.environ.get("SR_TEST_CUDA"):  # tests run on the CPU unless asked (tests/test_cuda.py)
+    os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # also for subprocesses the tests start
 
