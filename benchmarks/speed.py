@@ -1,124 +1,259 @@
-"""Speed and memory figures: training steps/s, pair synthesis, inference megapixels/s, tiling.
+"""Speed and memory: each optimisation against the plain path, side by side in one run.
 
-    python benchmarks/speed.py [--device auto] [--sizes 128,256,512,1024] [--out outputs/bench/speed]
+    python benchmarks/speed.py [--device auto] [--sizes 256,512,1024,2048] [--x4-to 4096]
+                               [--compile] [--threads N] [--out outputs/bench/speed]
 
-Prints a table and writes speed.json and scaling.png under --out. Not a test: no limits.
-Peak memory is the process's peak resident set (ru_maxrss) after each measurement, so it
-only grows; the sizes run smallest first to keep it meaningful.
+Plain path = fp32, untiled, per-image pair synthesis, default memory layout (what the
+original does); fast path = this project's defaults (bf16 autocast and channels_last on
+CUDA, batched pairs on the device, automatic tiles). Prints a table, writes speed.json and
+speed.png (time and peak memory against output pixels) under --out. Not a test: no limits.
+
+Peak memory is measured per measurement: resident set size sampled every 5 ms by a thread
+(psutil), and on CUDA the allocator's max_memory_allocated.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import resource
+import platform
 import sys
+import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from sr_core.accel import Accel
 from sr_core.config import preset
 from sr_core.data import PairSampler
 from sr_core.device import resolve_device
 from sr_core.diffusion import ResShiftDiffusion
-from sr_core.infer import PlanStep, run_step
-from sr_core.train import train
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+from sr_core.infer import PlanStep, progressive_plan, run_step, upscale
+from sr_core.model import NextNet
+from sr_core.train import TrainState, train_stage
 
 
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
-        torch.cuda.synchronize()
+        torch.cuda.synchronize(device)
 
 
-def timed(fn, device, repeat: int = 1) -> float:
+class PeakMemory:
+    """Peak RSS (MB) and CUDA max allocated (MB) while the `with` block runs."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.rss_mb = 0.0
+        self.cuda_mb = 0.0
+
+    def __enter__(self):
+        try:
+            import psutil
+
+            proc = psutil.Process()
+            read = lambda: proc.memory_info().rss  # noqa: E731
+        except ImportError:  # fall back to the process-lifetime peak
+            import resource
+
+            read = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # noqa: E731
+        self._stop = threading.Event()
+        self._peak = read()
+
+        def poll():
+            while not self._stop.wait(0.005):
+                self._peak = max(self._peak, read())
+
+        self._thread = threading.Thread(target=poll, daemon=True)
+        self._thread.start()
+        self._read = read
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+        return self
+
+    def __exit__(self, *exc):
+        sync(self.device)
+        self._stop.set()
+        self._thread.join()
+        self.rss_mb = max(self._peak, self._read()) / 2**20
+        if self.device.type == "cuda":
+            self.cuda_mb = torch.cuda.max_memory_allocated(self.device) / 2**20
+        return False
+
+
+def timed(fn, device: torch.device, repeat: int = 1) -> tuple[float, PeakMemory]:
+    """Seconds per call (after everything queued has finished) and the peak memory."""
     sync(device)
-    t0 = time.perf_counter()
-    for _ in range(repeat):
-        fn()
-    sync(device)
-    return (time.perf_counter() - t0) / repeat
+    with PeakMemory(device) as mem:
+        t0 = time.perf_counter()
+        for _ in range(repeat):
+            fn()
+        sync(device)
+        seconds = (time.perf_counter() - t0) / repeat
+    return seconds, mem
 
 
-def main(argv=None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--device", default="auto")
-    p.add_argument("--sizes", default="128,256,512,1024", help="output sides for the scaling curve")
-    p.add_argument("--steps", type=int, default=20, help="training steps timed per preset")
-    p.add_argument("--out", default="outputs/bench/speed")
-    args = p.parse_args(argv)
-    device = resolve_device(args.device)
-    rng = np.random.default_rng(0)
-    photo = rng.random((128, 128, 3)).astype(np.float32)
-    report: dict = {"device": str(device), "torch": torch.__version__, "threads": torch.get_num_threads(),
-                    "train": {}, "pairs": {}, "inference": [], "tiling": {}}
-
-    for name in ("paper", "default"):
-        cfg = preset(name)
-        cfg.data.image_scales, cfg.train.steps_per_scale = (1.0,), (args.steps,)
-        cfg.train.perceptual_weight = 0.0
-        seconds = timed(lambda: train(photo, cfg, device=device, progress=False), device)
-        report["train"][name] = {"steps_per_s": args.steps / seconds, "batch": cfg.data.batch_size,
-                                 "crop": cfg.data.crop_size or 128}
-        sampler = PairSampler(photo, cfg.data, cfg.degradation, generator=torch.Generator().manual_seed(0),
-                              device=device)
-        report["pairs"][name] = {"ms_per_batch": 1000 * timed(sampler.draw, device, repeat=5)}
-
-    cfg = preset("default")
-    model = torch.nn.Module()
-    from sr_core.model import NextNet
-
-    model = NextNet(cfg.model).to(device).eval()
+# ---------------------------------------------------------------------------- training
+def training_speed(name: str, photo: np.ndarray, device, accel: Accel, synthesis: str, steps: int) -> dict:
+    """Steps/s of one stage of preset `name` after a short warm-up (perceptual loss off)."""
+    cfg = preset(name)
+    cfg.data.synthesis = synthesis
+    cfg.train.perceptual_weight = 0.0
+    cfg.train.steps_per_scale = (steps + 5,)
+    state = TrainState.fresh(cfg, "bench", device)
+    sampler = PairSampler(photo, cfg.data, cfg.degradation, generator=torch.Generator().manual_seed(0), device=device)
     diffusion = ResShiftDiffusion(cfg.diffusion)
-    for side in [int(s) for s in args.sizes.split(",")]:
-        lr = torch.rand(1, 3, side // 2, side // 2, device=device)
-        cfg.infer.tile = 0
-        sec = timed(lambda: run_step(model, diffusion, lr, PlanStep((side, side)), cfg.infer,
-                                     generator=torch.Generator().manual_seed(0)), device)
-        report["inference"].append({"output_side": side, "seconds": sec, "mpix_per_s": side * side / 1e6 / sec,
-                                    "peak_rss_mb": peak_rss_mb()})
+    run = lambda n: train_stage(state, sampler, diffusion, n, progress=False, accel=accel)  # noqa: E731
+    warm_s, _ = timed(lambda: run(5), device)  # first calls: allocator, cuDNN autotune, compilation
+    seconds, mem = timed(lambda: run(steps + 5), device)
+    return {"steps_per_s": steps / seconds, "warmup_s": warm_s, "batch": cfg.data.batch_size,
+            "crop": cfg.data.crop_size or photo.shape[0], "peak_rss_mb": mem.rss_mb, "cuda_peak_mb": mem.cuda_mb}
 
-    side = int(args.sizes.split(",")[-1])
+
+def pair_speed(photo: np.ndarray, device, synthesis: str, jpeg_prob: float = 0.0, repeat: int = 20) -> float:
+    """Milliseconds per batch of default-preset pairs."""
+    cfg = preset("default")
+    cfg.data.synthesis = synthesis
+    cfg.degradation.jpeg_prob = jpeg_prob
+    sampler = PairSampler(photo, cfg.data, cfg.degradation, generator=torch.Generator().manual_seed(0), device=device)
+    sampler.draw()
+    return 1000 * timed(sampler.draw, device, repeat=repeat)[0]
+
+
+# --------------------------------------------------------------------------- inference
+def x2_step(model, device, side: int, accel: Accel, tile: int) -> dict:
+    """One x2 plan step (15 diffusion steps, back-projection) to side x side."""
+    cfg = preset("default")
+    cfg.infer.tile = tile
+    diffusion = ResShiftDiffusion(cfg.diffusion)
     lr = torch.rand(1, 3, side // 2, side // 2, device=device)
-    for tile in (0, 256, -1):
-        cfg.infer.tile = tile
-        report["tiling"][f"tile_{tile}" if tile >= 0 else "tile_auto"] = timed(
-            lambda: run_step(model, diffusion, lr, PlanStep((side, side)), cfg.infer,
-                             generator=torch.Generator().manual_seed(0)), device)
-    report["tiling"]["output_side"] = side
-    report["tiling"]["tiled_over_untiled_time"] = report["tiling"]["tile_256"] / report["tiling"]["tile_0"]
+    prepared = accel.prepare(model, device)
+    step = lambda: run_step(prepared, diffusion, lr, PlanStep((side, side)), cfg.infer,  # noqa: E731
+                            generator=torch.Generator().manual_seed(0), accel=accel)
+    if side <= (4096 if device.type == "cuda" else 512):
+        step()  # warm-up: first calls load kernels and tune convolutions for the new shape
+    seconds, mem = timed(step, device)
+    return {"output_side": side, "seconds": seconds, "mpix_per_s": side * side / 1e6 / seconds,
+            "peak_rss_mb": mem.rss_mb, "cuda_peak_mb": mem.cuda_mb}
 
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "speed.json").write_text(json.dumps(report, indent=2))
+
+def x4_to(model, device, side: int, accel: Accel) -> dict:
+    """The whole progressive x4 (two x2 steps) from side/4 to side, as `sr-core upscale` runs it."""
+    cfg = preset("default")
+    rgb = np.random.default_rng(1).random((side // 4, side // 4, 3)).astype(np.float32)
+    plan = progressive_plan((side // 4, side // 4), (side, side), max_step=2.0)
+    seconds, mem = timed(lambda: upscale(model, rgb, plan, ResShiftDiffusion(cfg.diffusion), cfg.infer,
+                                         device=device, progress=False, accel=accel), device)
+    return {"output_side": side, "seconds": seconds, "peak_rss_mb": mem.rss_mb, "cuda_peak_mb": mem.cuda_mb}
+
+
+def figure(report: dict, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    px = [r["output_side"] ** 2 / 1e6 for r in report["inference"]]
-    ax.plot(px, [r["seconds"] for r in report["inference"]], "o-")
-    ax.set_xlabel("output megapixels (one x2 step, 15 diffusion steps)")
-    ax.set_ylabel("seconds")
-    ax.set_title(f"inference time on {device}")
+    rows = report["scaling"]
+    px = [r["output_side"] ** 2 / 1e6 for r in rows]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.5))
+    a.plot(px, [r["seconds"] for r in rows], "o-")
+    a.set_xlabel("output megapixels (one x2 step)")
+    a.set_ylabel("seconds")
+    a.set_title(f"time, {report['device_name']}")
+    b.plot(px, [r["peak_rss_mb"] for r in rows], "o-", label="peak RSS")
+    if any(r["cuda_peak_mb"] for r in rows):
+        b.plot(px, [r["cuda_peak_mb"] for r in rows], "s-", label="CUDA max allocated")
+    b.set_xlabel("output megapixels")
+    b.set_ylabel("MB")
+    b.set_title("peak memory")
+    b.legend()
+    for ax in (a, b):
+        ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(out / "scaling.png", dpi=100)
+    fig.savefig(path, dpi=100)
 
-    print(f"device {device}, torch {torch.__version__}, {report['threads']} threads")
-    for name, r in report["train"].items():
-        print(f"train {name:<8} {r['steps_per_s']:.2f} steps/s (batch {r['batch']}, {r['crop']} px); "
-              f"pairs {report['pairs'][name]['ms_per_batch']:.1f} ms/batch")
-    for r in report["inference"]:
-        print(f"x2 to {r['output_side']}^2: {r['seconds']:.2f} s, {r['mpix_per_s']:.3f} MP/s, peak RSS {r['peak_rss_mb']:.0f} MB")
-    t = report["tiling"]
-    print(f"tiling at {side}^2: untiled {t['tile_0']:.2f} s, 256-px tiles {t['tile_256']:.2f} s "
-          f"(ratio {t['tiled_over_untiled_time']:.2f}), automatic {t['tile_auto']:.2f} s")
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--device", default="auto")
+    p.add_argument("--sizes", default="256,512,1024,2048", help="output sides of the scaling curve (x2 steps)")
+    p.add_argument("--compare-side", type=int, default=512, help="output side of the plain-vs-fast inference ratio")
+    p.add_argument("--steps", type=int, default=30, help="training steps timed per preset and path")
+    p.add_argument("--x4-to", type=int, default=0, help="also time a whole x4 to this output side (0: skip)")
+    p.add_argument("--compile", action="store_true", help="also time training with torch.compile")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice; on a shared "
+                   "machine pass the number of idle cores: oversubscribed OpenMP threads stall)")
+    p.add_argument("--out", default="outputs/bench/speed")
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.processor() or 'CPU'}"
+    report: dict = {"device": str(device), "device_name": name, "torch": torch.__version__,
+                    "threads": torch.get_num_threads(), "train": {}, "pairs": {}, "inference": {},
+                    "scaling": [], "x4": None}
+    photo = np.random.default_rng(0).random((128, 128, 3)).astype(np.float32)
+    fast, plain = Accel(), Accel.plain()
+
+    for preset_name in ("paper", "default"):
+        r_plain = training_speed(preset_name, photo, device, plain, "per_sample", args.steps)
+        r_fast = training_speed(preset_name, photo, device, fast, "batched", args.steps)
+        report["train"][preset_name] = {"plain": r_plain, "fast": r_fast,
+                                        "speedup": r_fast["steps_per_s"] / r_plain["steps_per_s"]}
+
+    per, bat = pair_speed(photo, device, "per_sample"), pair_speed(photo, device, "batched")
+    report["pairs"] = {"per_sample_ms": per, "batched_ms": bat, "speedup": per / bat,
+                       "batched_with_jpeg_ms": pair_speed(photo, device, "batched", jpeg_prob=1.0)}
+
+    model = NextNet(preset("default").model).to(device).eval()
+    side = args.compare_side
+    r_plain = x2_step(model, device, side, plain, tile=0)
+    r_fast = x2_step(model, device, side, fast, tile=-1)
+    report["inference"] = {"output_side": side, "plain": r_plain, "fast": r_fast,
+                           "speedup": r_plain["seconds"] / r_fast["seconds"]}
+
+    for s in sorted(int(x) for x in args.sizes.split(",")):
+        report["scaling"].append(x2_step(model, device, s, fast, tile=-1))
+    if args.x4_to:
+        report["x4"] = x4_to(model, device, args.x4_to, fast)
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "speed.json").write_text(json.dumps(report, indent=2))
+    figure(report, out / "speed.png")
+    if args.compile:  # last: compilation can take minutes, and the figures above are already saved
+        try:
+            compiled = training_speed("default", photo, device, Accel(compile=True), "batched", args.steps)
+            report["train"]["default"]["compiled"] = compiled
+            report["train"]["default"]["compile_speedup"] = (compiled["steps_per_s"]
+                                                             / report["train"]["default"]["fast"]["steps_per_s"])
+        except Exception as exc:  # a missing compiler toolchain is a finding, not a crash
+            report["train"]["default"]["compile_error"] = f"{type(exc).__name__}: {str(exc)[:200]}"
+            print(f"torch.compile failed: {report['train']['default']['compile_error']}")
+        (out / "speed.json").write_text(json.dumps(report, indent=2))
+
+    print(f"device {device} ({name}), torch {torch.__version__}, {report['threads']} threads")
+    for preset_name, r in report["train"].items():
+        print(f"train {preset_name:<8} plain {r['plain']['steps_per_s']:7.2f} steps/s, fast "
+              f"{r['fast']['steps_per_s']:7.2f} steps/s: x{r['speedup']:.2f} "
+              f"(batch {r['fast']['batch']}, {r['fast']['crop']} px)")
+        if "compiled" in r:
+            print(f"train {preset_name:<8} compiled {r['compiled']['steps_per_s']:.2f} steps/s "
+                  f"(x{r['compile_speedup']:.2f} over fast; warm-up {r['compiled']['warmup_s']:.1f} s)")
+    q = report["pairs"]
+    print(f"pairs (default, batch 16): per-image {q['per_sample_ms']:.2f} ms, batched {q['batched_ms']:.2f} ms "
+          f"(x{q['speedup']:.2f}); batched with JPEG on every image {q['batched_with_jpeg_ms']:.2f} ms")
+    r = report["inference"]
+    print(f"x2 step to {side}^2: plain {r['plain']['seconds']:.3f} s, fast {r['fast']['seconds']:.3f} s: "
+          f"x{r['speedup']:.2f}")
+    for r in report["scaling"]:
+        print(f"x2 to {r['output_side']:>5}^2: {r['seconds']:8.3f} s, {r['mpix_per_s']:7.3f} MP/s, "
+              f"peak RSS {r['peak_rss_mb']:6.0f} MB, CUDA peak {r['cuda_peak_mb']:6.0f} MB")
+    if report["x4"]:
+        r = report["x4"]
+        print(f"x4 to {r['output_side']}^2: {r['seconds']:.2f} s, peak RSS {r['peak_rss_mb']:.0f} MB, "
+              f"CUDA peak {r['cuda_peak_mb']:.0f} MB")
     return report
 
 

@@ -25,7 +25,7 @@ class Accel:
     """Speed options. `auto` precision: bf16 autocast on CUDA for large calls, else fp32."""
 
     precision: str = "auto"
-    channels_last: bool = True  # NHWC convolutions (cuDNN); no effect on the CPU path
+    channels_last: bool = True  # NHWC convolutions (cuDNN on CUDA, oneDNN on the CPU)
     compile: bool = False  # torch.compile the denoiser (minutes of warm-up; pays off on long runs)
 
     def __post_init__(self) -> None:
@@ -46,8 +46,13 @@ class Accel:
         in fp32 against 28.2 ms in bf16 + channels_last.
         """
         if self.precision == "auto" and pixels < AUTO_BF16_MIN_PIXELS:
-            return dataclasses.replace(self, precision="fp32", channels_last=False)
+            return dataclasses.replace(self, precision="fp32")
         return self
+
+    def uses_channels_last(self, device: torch.device) -> bool:
+        """NHWC layout on CUDA and on the CPU (measured on this project's 2-core CPU: default
+        training 1.45-1.55x faster, an x2 step to 512^2 1.5x); MPS keeps the default layout."""
+        return self.channels_last and torch.device(device).type in ("cuda", "cpu")
 
     def dtype(self, device: torch.device) -> torch.dtype | None:
         """The autocast dtype on `device`, or None for full fp32."""
@@ -77,7 +82,7 @@ class Accel:
         """Move `model` to `device` in the chosen layout; returns the module to call."""
         device = torch.device(device)
         model = model.to(device)
-        if self.channels_last and device.type == "cuda":
+        if self.uses_channels_last(device):
             model = model.to(memory_format=torch.channels_last)
         if self.compile:
             if not hasattr(torch, "compile"):
@@ -110,7 +115,7 @@ class FastDenoiser:
         self.cfg = getattr(model, "cfg", None)  # tiling reads the receptive field from it
 
     def __call__(self, x_t: torch.Tensor, y: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        if self.accel.channels_last and self.device.type == "cuda":
+        if self.accel.uses_channels_last(self.device):
             x_t = x_t.contiguous(memory_format=torch.channels_last)
             y = y.contiguous(memory_format=torch.channels_last)
         with self.accel.autocast(self.device):

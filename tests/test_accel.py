@@ -88,7 +88,7 @@ def test_deferred_read_back_still_catches_divergence(sample_rgb):
 def test_auto_precision_keeps_small_calls_in_fp32():
     """Measured: tiny launch-bound calls lose to autocast's cast kernels; big ones gain."""
     auto = Accel()
-    assert auto.for_batch(16 * 48 * 48).precision == "fp32"
+    assert auto.for_batch(16 * 48 * 48).precision == "fp32" and auto.for_batch(100).channels_last
     assert auto.for_batch(8 * 512 * 512) is auto
     explicit = Accel(precision="bf16")
     assert explicit.for_batch(100).precision == "bf16"  # an explicit choice is kept
