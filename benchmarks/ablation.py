@@ -1,9 +1,14 @@
-"""One ablation cell: train a preset (plus overrides) on a bicubic-downscaled skimage crop.
+"""Ablations: one cell on a skimage crop, or a comparison of finished ``sr-core bench`` runs.
 
     python benchmarks/ablation.py astronaut 2 '{"model.residual": true}'
+    python benchmarks/ablation.py --compare seed=outputs/bench/s0,outputs/bench/s1 x8=outputs/bench/ens
 
-Prints PSNR-Y of bicubic, bicubic + back-projection (IBP), the model and the model + BP,
-and appends the record to outputs/bench/ablations.jsonl. Not a test: no time limits.
+The first trains a preset (plus overrides) on a bicubic-downscaled crop, prints PSNR-Y of
+bicubic, bicubic + back-projection (IBP), the model and the model + BP, and appends the record
+to outputs/bench/ablations.jsonl. ``--compare LABEL=DIR[,DIR...]`` reads each run's
+results.json and prints one markdown table: per protocol, scale and method, the mean over
+images (then over the runs of a label, e.g. seeds) and, for several runs, the spread
+(max - min over runs) of the image-mean PSNR-Y. Not a test: no time limits.
 """
 
 from __future__ import annotations
@@ -57,6 +62,43 @@ def main(name: str, scale: int, overrides: dict) -> dict:
     return record
 
 
+COLUMNS = (("PSNR-Y", "psnr_y", 2), ("SSIM-Y", "ssim_y", 4), ("perceptual", "perceptual", 4),
+           ("NIQE", "niqe", 2), ("colour shift", "color_shift", 2), ("seconds", "seconds", 0))
+
+
+def _mean(values) -> float | None:
+    vals = [v for v in values if v is not None and np.isfinite(v)]
+    return float(np.mean(vals)) if vals else None
+
+
+def compare(groups: dict[str, list[Path]]) -> str:
+    """Markdown table of several bench runs (see the module docstring)."""
+    rows = {}  # (protocol, scale, label, method) -> one {metric: image mean} per run
+    for label, dirs in groups.items():
+        for d in dirs:
+            per_cell: dict[tuple, list[dict]] = {}
+            for r in json.loads((Path(d) / "results.json").read_text()):
+                per_cell.setdefault((r["protocol"], r["scale"], label, r["method"]), []).append(r)
+            for key, recs in per_cell.items():
+                rows.setdefault(key, []).append({k: _mean(r.get(k) for r in recs) for _, k, _ in COLUMNS})
+    head = "| protocol | scale | run | method | runs | " + " | ".join(c[0] for c in COLUMNS) + " | PSNR-Y spread |"
+    lines = [head, "|---" * (head.count("|") - 1) + "|"]
+    for (protocol, scale, label, method), runs in sorted(rows.items(), key=lambda kv: (kv[0][0], kv[0][1])):
+        cells = []
+        for _, k, digits in COLUMNS:
+            m = _mean(run[k] for run in runs)
+            cells.append("-" if m is None else f"{m:.{digits}f}")
+        psnrs = [run["psnr_y"] for run in runs]
+        spread = f"{max(psnrs) - min(psnrs):.2f}" if len(runs) > 1 else "-"
+        lines.append(f"| {protocol} | x{scale} | {label} | {method} | {len(runs)} | " + " | ".join(cells)
+                     + f" | {spread} |")
+    return "\n".join(lines)
+
+
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--compare"]:
+        pairs = [a.split("=", 1) for a in sys.argv[2:]]
+        print(compare({label: [Path(p) for p in paths.split(",")] for label, paths in pairs}))
+        sys.exit(0)
     torch.set_num_threads(max(1, torch.get_num_threads()))
     main(sys.argv[1], int(sys.argv[2]), json.loads(sys.argv[3]) if len(sys.argv) > 3 else {})

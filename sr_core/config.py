@@ -271,13 +271,34 @@ def _coerce(current: Any, value: Any, name: str) -> Any:
 
 
 def apply_overrides(cfg: Config, raw: dict[str, Any]) -> Config:
-    """Apply a (partial, nested) dict of fields to `cfg` in place; the preset name stays."""
+    """Apply a (partial, nested) dict of fields to `cfg` in place; the preset name stays.
+
+    Keys may be nested (``{"train": {"lr": 1e-3}}``) or dotted (``{"train.lr": 1e-3}``).
+    """
     if not isinstance(raw, dict):
         raise UserError("config overrides must be a JSON object")
     raw = {k: v for k, v in raw.items() if k not in ("preset", "config_version")}
-    _apply(cfg, raw, prefix="")
+    _apply(cfg, _undot(raw), prefix="")
     cfg.validate()
     return cfg
+
+
+def _undot(raw: dict[str, Any]) -> dict[str, Any]:
+    """``{"a.b": 1, "a": {"c": 2}}`` -> ``{"a": {"b": 1, "c": 2}}`` (nested dicts merged)."""
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        *parents, leaf = str(key).split(".")
+        node = out
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise UserError(f"config override {key!r} conflicts with another key")
+        if isinstance(value, dict):
+            value = _undot(value)
+            if isinstance(node.get(leaf), dict):
+                value = {**node[leaf], **value}
+        node[leaf] = value
+    return out
 
 
 def set_field(cfg: Config, dotted: str, value: Any) -> None:

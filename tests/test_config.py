@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from sr_core.config import PRESETS, Config, preset, set_field
+from sr_core.config import PRESETS, Config, apply_overrides, preset, set_field
 from sr_core.errors import UserError
 
 
@@ -38,6 +38,17 @@ def test_set_field_coerces_types_and_rejects_nonsense():
         set_field(cfg, "train.lr", "fast")
     with pytest.raises(UserError, match="bad value"):
         set_field(cfg, "train.lr", "nan")
+
+
+def test_overrides_accept_nested_and_dotted_keys_alike():
+    cfg = apply_overrides(preset("default"), {"train.lr": 1e-3, "train": {"steps_per_scale": [5]}, "seed": 7, "infer.self_ensemble": True})
+    assert cfg.train.lr == 1e-3 and cfg.train.steps_per_scale == (5,) and cfg.seed == 7
+    assert cfg.infer.self_ensemble is True
+    assert cfg.preset == "default"
+    with pytest.raises(UserError, match="unknown config field"):
+        apply_overrides(preset("default"), {"infer.nope": 1})
+    with pytest.raises(UserError, match="conflicts"):
+        apply_overrides(preset("default"), {"seed": 1, "seed.x": 2})
 
 
 def test_validate_and_newer_version():
