@@ -120,6 +120,7 @@ class InferConfig:
     clamp: bool = True
     stochastic: bool = True  # False: deterministic sampler (posterior mean, no fresh noise)
     back_projection: int = 0  # iterations of back-projection onto the step's input (0 = off)
+    project_every_step: bool = False  # also back-project the model's x0 guess at every reverse step
     self_ensemble: bool = False  # average the model over the 8 flips/rotations (8x the cost)
     tile: int = -1  # model calls in N-pixel tiles; 0 = never tile; -1 = automatic from free memory
 

@@ -153,6 +153,8 @@ def run_step(
         from sr_core.ensemble import SelfEnsemble
 
         denoiser = SelfEnsemble(denoiser)
+    if cfg.back_projection and cfg.project_every_step and not step.refine_only:
+        denoiser = ProjectedDenoiser(denoiser, image, cfg.back_projection, cfg.resampler)
     y01 = image if step.refine_only else resize(image, (h, w), cfg.resampler).clamp(0, 1)
     y = y01 * 2 - 1
     frames: list[StepFrame] = []
@@ -166,6 +168,23 @@ def run_step(
     if cfg.back_projection and not step.refine_only:
         out = back_project(out, image, cfg.back_projection, resampler=cfg.resampler)
     return out.to(device), frames
+
+
+class ProjectedDenoiser:
+    """The model's x0 guess, back-projected onto the step's input before the chain uses it.
+
+    Data consistency inside the reverse chain (the range-null-space idea of DDNM): every
+    state the model sees is then built from LR-consistent guesses, as in training, where
+    x_t is built from the true image.
+    """
+
+    def __init__(self, denoiser, lr: torch.Tensor, iterations: int, resampler: str):
+        self.denoiser, self.lr, self.iterations, self.resampler = denoiser, lr, iterations, resampler
+
+    def __call__(self, x_t: torch.Tensor, y: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        x0 = self.denoiser(x_t, y, t)
+        lr = self.lr.to(device=x0.device, dtype=x0.dtype)
+        return back_project(((x0 + 1) / 2).clamp(0, 1), lr, self.iterations, resampler=self.resampler) * 2 - 1
 
 
 def back_project(hr: torch.Tensor, lr: torch.Tensor, iterations: int, *, resampler: str = "bicubic") -> torch.Tensor:

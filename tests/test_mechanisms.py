@@ -15,7 +15,7 @@ from sr_core.data import dihedral, to_tensor
 from sr_core.degradation import resize
 from sr_core.diffusion import ResShiftDiffusion
 from sr_core.ensemble import SelfEnsemble, undo_dihedral
-from sr_core.infer import back_project, progressive_plan, upscale
+from sr_core.infer import ProjectedDenoiser, back_project, progressive_plan, upscale
 from sr_core.metrics import color_shift
 from sr_core.train import build_model, train
 
@@ -129,3 +129,33 @@ def test_inference_with_self_ensemble_sees_all_eight_orientations_at_every_step(
     upscale(denoiser, rgb, plan, ResShiftDiffusion(cfg.diffusion), cfg.infer, progress=False)
     assert len(seen) == 8 * cfg.diffusion.timesteps
     assert seen.count((24, 32)) == seen.count((32, 24)) == 4 * cfg.diffusion.timesteps
+
+
+def test_projecting_every_step_hands_the_chain_lr_consistent_guesses():
+    cfg = preset("smoke")
+    cfg.infer.back_projection, cfg.infer.project_every_step = 10, True
+    rgb = skd.astronaut()[100:124, 180:212].astype(np.float32) / 255  # 24 x 32
+    lr = to_tensor(rgb)
+    guesses = []
+
+    def blurry(x_t, y, t):  # a poor model: the condition faded towards grey, far from consistent with lr
+        guesses.append(y * 0.8)
+        return y * 0.8
+
+    seen = []
+    plan = progressive_plan((32, 24), (64, 48))
+    original = ProjectedDenoiser.__call__
+
+    def spy(self, x_t, y, t):
+        out = original(self, x_t, y, t)
+        seen.append(_lr_residual((out + 1) / 2, lr))
+        return out
+
+    ProjectedDenoiser.__call__ = spy
+    try:
+        upscale(blurry, rgb, plan, ResShiftDiffusion(cfg.diffusion), cfg.infer, progress=False)
+    finally:
+        ProjectedDenoiser.__call__ = original
+    raw = [_lr_residual((g + 1) / 2, lr) for g in guesses]
+    assert len(seen) == len(raw) == cfg.diffusion.timesteps
+    assert max(seen) < 0.1 * min(raw)  # every guess the chain uses is pulled onto the input

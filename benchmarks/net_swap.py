@@ -1,0 +1,84 @@
+"""Our denoiser inside ZSSR's training loop: is the gap to ZSSR the network or the loop?
+
+    python benchmarks/net_swap.py --net zssr                 # ZSSR as the bench runs it
+    python benchmarks/net_swap.py --net next --filters 16 --lr 3e-3 [--depth 4] [--image chelsea]
+
+Runs `sr_core.baselines.zssr` (its pairs, L1 loss, adaptive learning rate, x8 median
+ensemble and back-projection) on the bench's bicubic-protocol LR of one skimage photo
+(192 x 192 centre crop, x2); with ``--net next`` only the network is swapped for NextNet
+used as a direct regressor (x_t = y, t = 0). Prints PSNR-Y and seconds and appends the
+record to outputs/bench/net_swap.jsonl. Not a test: no time limits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from sr_core import baselines
+from sr_core.bench import load_images
+from sr_core.config import ModelConfig
+from sr_core.metrics import psnr_y
+from sr_core.model import NextNet
+from sr_core.protocols import make_lr
+
+
+class DirectNext(torch.nn.Module):
+    """NextNet as a one-shot regressor on [0, 1] images: predict x0 from y alone."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.net = NextNet(cfg)
+
+    def forward(self, up: torch.Tensor) -> torch.Tensor:
+        y = up * 2 - 1
+        return (self.net(y, y, torch.zeros(up.shape[0], dtype=torch.long)) + 1) / 2
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--net", choices=("zssr", "next"), default="next")
+    p.add_argument("--image", default="astronaut")
+    p.add_argument("--scale", type=int, default=2)
+    p.add_argument("--filters", type=int, default=8)
+    p.add_argument("--depth", type=int, default=4)
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (ZSSR's: 1e-3)")
+    p.add_argument("--threads", type=int, default=1)
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    (_, hr), = load_images(None, 192, only=[args.image])
+    case = make_lr(hr, args.scale, "bicubic", name=args.image)
+    net_cfg = ModelConfig(filters=args.filters, depth=args.depth)
+    if args.net == "next":
+        init = baselines._ZSSRTrainer.__init__
+
+        def with_next(self, *a, **k):
+            init(self, *a, **k)
+            torch.manual_seed(self.cfg.seed)
+            self.net = DirectNext(net_cfg)
+            self.opt = torch.optim.Adam(self.net.parameters(), lr=args.lr)
+
+        baselines._ZSSRTrainer.__init__ = with_next
+    elif args.lr != 1e-3:
+        p.error("--lr applies to --net next only")
+    t0 = time.perf_counter()
+    out = baselines.zssr(case.lr, args.scale)
+    record = {"net": args.net, "image": args.image, "scale": args.scale, "psnr_y": round(psnr_y(out, case.hr, args.scale), 3),
+              "seconds": round(time.perf_counter() - t0, 1)}
+    if args.net == "next":
+        record.update(filters=args.filters, depth=args.depth, lr=args.lr)
+    print(json.dumps(record))
+    out_file = Path("outputs/bench/net_swap.jsonl")
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    with out_file.open("a") as f:
+        f.write(json.dumps(record) + "\n")
+    return record
+
+
+if __name__ == "__main__":
+    main()
