@@ -105,6 +105,7 @@ class TrainConfig:
     ema_start: int = 200
     ema_every: int = 10
     perceptual_weight: float = 1.0
+    pixel_loss: str = "mse"  # "mse" (the original) or "l1" (ZSSR's)
     checkpoint_every: int = 100
     grad_clip: float = 0.0  # 0 = off
 
@@ -201,6 +202,8 @@ class Config:
             raise UserError("need 0 < min_noise_level < max_noise_level < 1")
         if self.infer.max_step_factor <= 1:
             raise UserError("max_step_factor must be > 1")
+        if tr.pixel_loss not in ("mse", "l1"):
+            raise UserError(f"pixel_loss must be 'mse' or 'l1', got {tr.pixel_loss!r}")
         if tr.lr_schedule not in ("step", "cosine"):
             raise UserError(f"lr_schedule must be 'step' or 'cosine', got {tr.lr_schedule!r}")
         if self.infer.back_projection < 0:

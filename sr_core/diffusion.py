@@ -123,8 +123,11 @@ class ResShiftDiffusion:
         perceptual: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
         perceptual_weight: float = 0.0,
         sync: bool = True,
+        pixel_loss: str = "mse",
     ) -> tuple[torch.Tensor, dict[str, float]]:
         """MSE(x0_pred, x0) [+ weight * perceptual(clamp(x0_pred), x0)] at uniform t.
+
+        `pixel_loss` "l1" trains on the mean absolute error instead (MSE is still reported).
 
         The parts are floats; with `sync` False they stay 0-d tensors on the device, so a GPU
         training loop need not wait for each step to finish before queueing the next.
@@ -136,7 +139,7 @@ class ResShiftDiffusion:
         pred = model(x_t, y, t)
         pred = pred.float()  # autocast may hand back bf16; the loss is taken in fp32
         mse = F.mse_loss(pred, x0)
-        total = mse
+        total = F.l1_loss(pred, x0) if pixel_loss == "l1" else mse
         parts = {"mse": mse.detach()}
         if perceptual is not None and perceptual_weight > 0:
             p = perceptual(pred.clamp(-1, 1), x0).mean()

@@ -224,6 +224,7 @@ def train_stage(
             loss, parts = diffusion.loss(
                 forward, x0, y, generator=state.noise_gen,
                 perceptual=perceptual, perceptual_weight=cfg.perceptual_weight, sync=False,
+                pixel_loss=cfg.pixel_loss,
             )
             state.optimizer.zero_grad(set_to_none=True)
             loss.backward()

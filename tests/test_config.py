@@ -47,6 +47,8 @@ def test_overrides_accept_nested_and_dotted_keys_alike():
     assert cfg.preset == "default"
     with pytest.raises(UserError, match="unknown config field"):
         apply_overrides(preset("default"), {"infer.nope": 1})
+    with pytest.raises(UserError, match="pixel_loss"):
+        apply_overrides(preset("default"), {"train.pixel_loss": "l3"})
     with pytest.raises(UserError, match="conflicts"):
         apply_overrides(preset("default"), {"seed": 1, "seed.x": 2})
 

@@ -55,6 +55,9 @@ def test_loss_with_dummy_models():
     assert float(loss) == 0.0 and parts["mse"] == 0.0
     loss0, _ = d.loss(zero, x0, y, generator=torch.Generator().manual_seed(0))
     assert math.isclose(float(loss0), float((x0**2).mean()), rel_tol=1e-6)
+    l1, parts1 = d.loss(zero, x0, y, generator=torch.Generator().manual_seed(0), pixel_loss="l1")
+    assert math.isclose(float(l1), float(x0.abs().mean()), rel_tol=1e-6)  # trained on |error| ...
+    assert math.isclose(parts1["mse"], float((x0**2).mean()), rel_tol=1e-6)  # ... MSE still reported
 
 
 def test_sampler_yields_every_step_and_oracle_recovers_x0():
