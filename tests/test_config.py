@@ -67,3 +67,12 @@ def test_validate_and_newer_version():
     with pytest.raises(UserError, match="JSON"):
         Config.from_json("{not json")
     assert json.loads(preset("smoke").to_json())["preset"] == "smoke"
+
+
+def test_fast_preset_is_default_with_a_quarter_of_the_pixels_per_step():
+    d, f = preset("default").to_dict(), preset("fast").to_dict()
+    changed = {(sec, k) for sec, fields in d.items() if isinstance(fields, dict)
+               for k in fields if fields[k] != f[sec][k]}
+    assert changed == {("data", "batch_size"), ("data", "crop_size")}  # its quality figures are default's
+    px = lambda c: c["data"]["batch_size"] * c["data"]["crop_size"] ** 2  # noqa: E731
+    assert px(f) * 4 <= px(d)
