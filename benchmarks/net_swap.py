@@ -17,7 +17,6 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from sr_core import baselines
@@ -53,21 +52,12 @@ def main(argv=None) -> dict:
     torch.set_num_threads(args.threads)
     (_, hr), = load_images(None, 192, only=[args.image])
     case = make_lr(hr, args.scale, "bicubic", name=args.image)
-    net_cfg = ModelConfig(filters=args.filters, depth=args.depth)
-    if args.net == "next":
-        init = baselines._ZSSRTrainer.__init__
-
-        def with_next(self, *a, **k):
-            init(self, *a, **k)
-            torch.manual_seed(self.cfg.seed)
-            self.net = DirectNext(net_cfg)
-            self.opt = torch.optim.Adam(self.net.parameters(), lr=args.lr)
-
-        baselines._ZSSRTrainer.__init__ = with_next
-    elif args.lr != 1e-3:
+    if args.net == "zssr" and args.lr != 1e-3:
         p.error("--lr applies to --net next only")
+    net_cfg = ModelConfig(filters=args.filters, depth=args.depth)
+    make_net = (lambda: DirectNext(net_cfg)) if args.net == "next" else None
     t0 = time.perf_counter()
-    out = baselines.zssr(case.lr, args.scale)
+    out = baselines.zssr(case.lr, args.scale, cfg=baselines.ZSSRConfig(lr=args.lr), make_net=make_net)
     record = {"net": args.net, "image": args.image, "scale": args.scale, "psnr_y": round(psnr_y(out, case.hr, args.scale), 3),
               "seconds": round(time.perf_counter() - t0, 1)}
     if args.net == "next":

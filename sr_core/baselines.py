@@ -155,7 +155,7 @@ class _ZSSRTrainer:
     """Trains one network for one scale ratio `sf` relative to the input."""
 
     def __init__(self, sources: list[np.ndarray], sf: int, down: Downscaler, cfg: ZSSRConfig,
-                 rng: np.random.Generator):
+                 rng: np.random.Generator, make_net: Callable[[], nn.Module] | None = None):
         self.cfg, self.sf, self.down, self.rng = cfg, sf, down, rng
         self.fathers: list[np.ndarray] = []
         for src in sources:
@@ -166,7 +166,7 @@ class _ZSSRTrainer:
         areas = np.array([f.shape[0] * f.shape[1] for f in self.fathers], np.float64)
         self.probs = areas / areas.sum()
         torch.manual_seed(cfg.seed)
-        self.net = ZSSRNet(cfg.depth, cfg.width)
+        self.net = make_net() if make_net else ZSSRNet(cfg.depth, cfg.width)
         self.opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr)
 
     def _pair(self) -> tuple[np.ndarray, np.ndarray]:
@@ -225,9 +225,11 @@ class _ZSSRTrainer:
 
 
 def zssr(lr: np.ndarray, scale: int, downscale: Downscaler | None = None, *,
-         cfg: ZSSRConfig | None = None, info: dict | None = None) -> np.ndarray:
+         cfg: ZSSRConfig | None = None, info: dict | None = None,
+         make_net: Callable[[], nn.Module] | None = None) -> np.ndarray:
     """Zero-shot SR of `lr` by `scale`; `downscale` is the protocol's HR->LR map at `scale`
-    (None: MATLAB bicubic). Fills `info` with iterations and timings if given."""
+    (None: MATLAB bicubic). Fills `info` with iterations and timings if given. `make_net`
+    swaps ZSSR's network for another [0, 1] -> [0, 1] image model (benchmarks/net_swap.py)."""
     cfg = cfg or ZSSRConfig()
     rng = np.random.default_rng(cfg.seed)
     lr = np.asarray(lr, np.float64)
@@ -240,7 +242,7 @@ def zssr(lr: np.ndarray, scale: int, downscale: Downscaler | None = None, *,
     t0 = time.perf_counter()
     for i, sf in enumerate(steps):
         down = (lambda x, sf=sf: imresize(x, 1.0 / sf)) if bicubic_down or sf != scale else downscale
-        trainer = _ZSSRTrainer(sources, sf, down, replace(cfg, seed=cfg.seed + i), rng)
+        trainer = _ZSSRTrainer(sources, sf, down, replace(cfg, seed=cfg.seed + i), rng, make_net)
         stats = trainer.fit(lr)
         out = trainer.predict(lr, _up_size(lr, sf))
         size = _up_size(lr, sf)

@@ -307,13 +307,7 @@ def _undot(raw: dict[str, Any]) -> dict[str, Any]:
 
 def set_field(cfg: Config, dotted: str, value: Any) -> None:
     """Set one field by dotted name, e.g. ``set_field(cfg, "train.lr", "1e-3")``."""
-    parts = dotted.split(".")
-    raw: dict[str, Any] = {}
-    node = raw
-    for part in parts[:-1]:
-        node = node.setdefault(part, {})
-    node[parts[-1]] = value
-    _apply(cfg, raw, prefix="")
+    _apply(cfg, _undot({dotted: value}), prefix="")
 
 
 def _paper() -> Config:

@@ -131,7 +131,7 @@ def test_inference_with_self_ensemble_sees_all_eight_orientations_at_every_step(
     assert seen.count((24, 32)) == seen.count((32, 24)) == 4 * cfg.diffusion.timesteps
 
 
-def test_projecting_every_step_hands_the_chain_lr_consistent_guesses():
+def test_projecting_every_step_hands_the_chain_lr_consistent_guesses(monkeypatch):
     cfg = preset("smoke")
     cfg.infer.back_projection, cfg.infer.project_every_step = 10, True
     rgb = skd.astronaut()[100:124, 180:212].astype(np.float32) / 255  # 24 x 32
@@ -143,7 +143,6 @@ def test_projecting_every_step_hands_the_chain_lr_consistent_guesses():
         return y * 0.8
 
     seen = []
-    plan = progressive_plan((32, 24), (64, 48))
     original = ProjectedDenoiser.__call__
 
     def spy(self, x_t, y, t):
@@ -151,11 +150,9 @@ def test_projecting_every_step_hands_the_chain_lr_consistent_guesses():
         seen.append(_lr_residual((out + 1) / 2, lr))
         return out
 
-    ProjectedDenoiser.__call__ = spy
-    try:
-        upscale(blurry, rgb, plan, ResShiftDiffusion(cfg.diffusion), cfg.infer, progress=False)
-    finally:
-        ProjectedDenoiser.__call__ = original
+    monkeypatch.setattr(ProjectedDenoiser, "__call__", spy)
+    plan = progressive_plan((32, 24), (64, 48))
+    upscale(blurry, rgb, plan, ResShiftDiffusion(cfg.diffusion), cfg.infer, progress=False)
     raw = [_lr_residual((g + 1) / 2, lr) for g in guesses]
     assert len(seen) == len(raw) == cfg.diffusion.timesteps
     assert max(seen) < 0.1 * min(raw)  # every guess the chain uses is pulled onto the input
