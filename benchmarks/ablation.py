@@ -22,6 +22,7 @@ import numpy as np
 import skimage.data as skd
 import torch
 
+from sr_core.bench import append_record
 from sr_core.config import preset, set_field
 from sr_core.data import to_numpy, to_tensor
 from sr_core.degradation import resize
@@ -54,10 +55,7 @@ def main(name: str, scale: int, overrides: dict) -> dict:
         out = upscale(result.sampling_model(), lr, plan, ResShiftDiffusion(cfg.diffusion), cfg.infer, progress=False)
         key = "model+bp" if bp else "model"
         record[key], record[key + "_color_shift"] = psnr_y(out.image, hr, scale), color_shift(out.image, hr)
-    out_file = Path("outputs/bench/ablations.jsonl")
-    out_file.parent.mkdir(parents=True, exist_ok=True)
-    with out_file.open("a") as fh:
-        fh.write(json.dumps(record) + "\n")
+    append_record(record, "outputs/bench/ablations.jsonl")
     print(json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in record.items()}))
     return record
 

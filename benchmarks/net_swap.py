@@ -15,12 +15,11 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from pathlib import Path
 
 import torch
 
 from sr_core import baselines
-from sr_core.bench import load_images
+from sr_core.bench import append_record, load_images
 from sr_core.config import ModelConfig
 from sr_core.metrics import psnr_y
 from sr_core.model import NextNet
@@ -63,11 +62,7 @@ def main(argv=None) -> dict:
     if args.net == "next":
         record.update(filters=args.filters, depth=args.depth, lr=args.lr)
     print(json.dumps(record))
-    out_file = Path("outputs/bench/net_swap.jsonl")
-    out_file.parent.mkdir(parents=True, exist_ok=True)
-    with out_file.open("a") as f:
-        f.write(json.dumps(record) + "\n")
-    return record
+    return append_record(record, "outputs/bench/net_swap.jsonl")
 
 
 if __name__ == "__main__":

@@ -277,6 +277,15 @@ def zoom_figure(out: Path, records: list[dict], images_dir: Path, hr_dir: Path, 
 
 
 # ------------------------------------------------------------------------------- run
+def append_record(record: dict, path: str | Path) -> dict:
+    """Append one JSON line to `path` (the ablation scripts' running log) and return it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as fh:
+        fh.write(json.dumps(record) + "\n")
+    return record
+
+
 def _save_png(path: Path, img: np.ndarray) -> None:
     from sr_core.io import atomic_write_bytes, encode_png
 
