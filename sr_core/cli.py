@@ -256,6 +256,7 @@ def cmd_presets(args) -> int:
             cfg = preset(name)
             crop = f"{cfg.data.crop_size}-px crops" if cfg.data.crop_size else "whole images"
             print(f"{name:<8} {cfg.total_steps():>5} steps of {cfg.data.batch_size} {crop}, "
+                  f"{cfg.model.filters} filters, {cfg.train.pixel_loss.upper()} at lr {cfg.train.lr:g}, "
                   f"image scales {list(cfg.data.image_scales)}, "
                   f"pairs {'fixed batch' if cfg.data.fixed_batch else 'fresh'} ({cfg.data.pair_mode}), "
                   f"{cfg.diffusion.timesteps} diffusion steps, final pass {cfg.infer.final_pass}")

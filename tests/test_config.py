@@ -76,3 +76,13 @@ def test_fast_preset_is_default_with_a_quarter_of_the_pixels_per_step():
     assert changed == {("data", "batch_size"), ("data", "crop_size")}  # its quality figures are default's
     px = lambda c: c["data"]["batch_size"] * c["data"]["crop_size"] ** 2  # noqa: E731
     assert px(f) * 4 <= px(d)
+
+
+def test_wide_preset_is_fast_with_a_wider_network_trained_longer_on_l1():
+    f, w = preset("fast"), preset("wide")
+    assert (w.model.filters, w.train.pixel_loss) == (2 * f.model.filters, "l1")
+    assert w.total_steps() == 2 * f.total_steps() and w.train.lr > f.train.lr
+    # Everything else (pairs, diffusion, sampler, back-projection) is fast's, so the benchmark
+    # figures compare training choices only.
+    same = lambda c: (c.data.crop_size, c.data.batch_size, c.data.image_scales, c.diffusion, c.infer)  # noqa: E731
+    assert same(w) == same(f)
