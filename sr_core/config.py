@@ -351,12 +351,13 @@ def _fast() -> Config:
 
 
 def _wide() -> Config:
-    """For x2 (one learned step): a 16-filter network trained twice as long, on L1 at lr 3e-3.
+    """A 16-filter network trained twice as long, on L1 at lr 3e-3: for x2, and x4 of larger LR.
 
     Measured on the harness's whole default set (docs/benchmarks.md): at x2 mean PSNR-Y
     +0.38 dB over `default` on bicubic LR (per image +0.02 to +0.57) and +0.12 on realistic
-    LR; at x4 it is worse (-0.41 / -0.01): the stronger model fits the small LR and does not
-    carry over to the second, twice larger step. Train + x4 of a 128x128 photo takes 1.6x
+    LR. At x4 from the set's 48 x 48 LR it is worse (-0.41 / -0.01): the stronger model fits
+    so small an image and does not carry over to the second, twice larger step; from 96 x 96
+    LR it is ahead at x4 too (+0.14 / +0.06). Train + x4 of a 128x128 photo takes 1.6x
     `default`'s time on a 2-core CPU (120 s against 75 s, docs/performance.md).
     """
     cfg = _fast()
