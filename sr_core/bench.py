@@ -77,11 +77,13 @@ class MethodSpec:
         return hashlib.sha1(json.dumps(self.options, sort_keys=True).encode()).hexdigest()[:10]
 
 
-def sr_core_config(name: str, *, override: dict | None = None, steps: int | None = None):
-    """A preset with the bench's overrides applied (JSON fields, then --steps)."""
+def sr_core_config(name: str, *, override: dict | None = None, steps: int | None = None,
+                   input_size: tuple[int, int] | None = None):
+    """A preset (sized for `input_size`, see `config.preset`) with the bench's overrides applied
+    (JSON fields, then --steps)."""
     from sr_core.config import apply_overrides, preset
 
-    cfg = preset(name)
+    cfg = preset(name, input_size=input_size)
     if override:
         apply_overrides(cfg, override)
     if steps is not None:
@@ -110,7 +112,9 @@ def build_methods(names: Sequence[str], *, override: dict | None = None, steps: 
                   zssr_iters: int | None = None, ibp_iters: int = 20, train_perceptual: str = "auto",
                   device: str = "cpu") -> list[MethodSpec]:
     from sr_core import baselines
-    from sr_core.config import PRESETS
+    from sr_core.config import PRESETS, SIZED_DEFAULT_MIN_PIXELS
+
+    large_size = (SIZED_DEFAULT_MIN_PIXELS, 1)  # any input from the threshold up
 
     specs = []
     for name in names:
@@ -135,10 +139,18 @@ def build_methods(names: Sequence[str], *, override: dict | None = None, steps: 
             specs.append(MethodSpec(name, run_zssr, {"max_iters": zcfg.max_iters, "crop": zcfg.crop}))
         elif name in PRESETS:
             cfg = sr_core_config(name, override=override, steps=steps)
+            options = {"config": cfg.to_dict(), "train_perceptual": train_perceptual}
+            if name == "default":  # sized by its input: both configurations enter the cache key
+                large = sr_core_config(name, override=override, steps=steps, input_size=large_size)
+                options["large_input"] = {"min_pixels": SIZED_DEFAULT_MIN_PIXELS, "config": large.to_dict()}
             perceptual = None if train_perceptual == "off" else "auto"
-            specs.append(MethodSpec(
-                name, lambda c, cfg=cfg, p=perceptual: run_sr_core(c.lr, c.scale, cfg, device=device, perceptual=p),
-                {"config": cfg.to_dict(), "train_perceptual": train_perceptual}))
+
+            def run_preset(c, name=name, p=perceptual):
+                size = (c.lr.shape[1], c.lr.shape[0])
+                cfg = sr_core_config(name, override=override, steps=steps, input_size=size)
+                return run_sr_core(c.lr, c.scale, cfg, device=device, perceptual=p)
+
+            specs.append(MethodSpec(name, run_preset, options))
         else:
             raise UserError(f"unknown method {name!r}; choose from {', '.join(BASELINES + tuple(PRESETS))}")
     return specs

@@ -10,13 +10,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import signal
 import sys
 import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from sr_core.config import PRESETS, Config, apply_overrides, preset, set_field
+from sr_core.config import PRESETS, SIZED_DEFAULT_MIN_PIXELS, Config, apply_overrides, preset, set_field
 from sr_core.errors import UserError
 
 DEFAULT_OUT = Path("outputs")
@@ -44,8 +45,9 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
                            help=argparse.SUPPRESS if name.endswith("kernel_probs") else None)
 
 
-def build_config(args: argparse.Namespace) -> Config:
-    cfg = preset(args.preset)
+def build_config(args: argparse.Namespace, input_size: tuple[int, int] | None = None) -> Config:
+    """The preset (sized for an input of `input_size`, see `preset`), then --config, then fields."""
+    cfg = preset(args.preset, input_size=input_size)
     if getattr(args, "config", None):
         try:
             raw = json.loads(Path(args.config).read_text())
@@ -113,8 +115,8 @@ def do_train(args, cfg: Config, image_path: Path, out_dir: Path) -> tuple[Any, A
     device = resolve_device(args.device)
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out_dir / "config.json", cfg.to_json())
-    _log(f"training on {image_path} ({image.size[0]}x{image.size[1]}), preset {cfg.preset}, "
-         f"{cfg.total_steps()} steps, device {device}", args.quiet)
+    _log(f"training on {image_path} ({image.size[0]}x{image.size[1]}), preset {cfg.preset} "
+         f"({cfg.model.filters} filters), {cfg.total_steps()} steps, device {device}", args.quiet)
     result = train(image.rgb, cfg, device=device, out_dir=out_dir,
                    resume=getattr(args, "resume", None), progress=not args.quiet, accel=_accel(args))
     save_figure(loss_figure(result.history, title=f"{image_path.name}: loss"), out_dir / "loss.png")
@@ -193,8 +195,10 @@ def _print_summary(summary: dict[str, Any]) -> None:
 
 
 def cmd_train(args) -> int:
-    cfg = build_config(args)
+    from sr_core.io import load_image
+
     image_path = Path(args.image)
+    cfg = build_config(args, load_image(image_path).size)
     out_dir = Path(args.out) if args.out else unique_dir(DEFAULT_OUT / f"{image_path.stem}-{cfg.preset}")
     _, result = do_train(args, cfg, image_path, out_dir)
     print(f"checkpoint  {result.checkpoint}\ntrain       {result.seconds:.1f} s\nloss curve  {out_dir / 'loss.png'}")
@@ -217,15 +221,15 @@ def cmd_upscale(args) -> int:
 
 
 def cmd_run(args) -> int:
-    cfg = build_config(args)
-    image_path = Path(args.image) if args.image else SAMPLE_IMAGE
-    out_dir = Path(args.out) if args.out else unique_dir(DEFAULT_OUT / f"{image_path.stem}-{cfg.preset}")
-    output = Path(args.output) if args.output else None
-    # Validate the request and the output path before an expensive training run.
     from sr_core.infer import progressive_plan, target_size
     from sr_core.io import check_writable, load_image
 
+    image_path = Path(args.image) if args.image else SAMPLE_IMAGE
     image = load_image(image_path)
+    cfg = build_config(args, image.size)
+    out_dir = Path(args.out) if args.out else unique_dir(DEFAULT_OUT / f"{image_path.stem}-{cfg.preset}")
+    output = Path(args.output) if args.output else None
+    # Validate the request and the output path before an expensive training run.
     target = target_size(image.size, scale=args.scale, scale_w=args.scale_w, scale_h=args.scale_h,
                          size=parse_size(args.size) if args.size else None, force=args.force)
     if cfg.data.pair_mode == "scale_aware" and getattr(args, "cfg:data.step_factor", None) is None:
@@ -260,6 +264,10 @@ def cmd_presets(args) -> int:
                   f"image scales {list(cfg.data.image_scales)}, "
                   f"pairs {'fixed batch' if cfg.data.fixed_batch else 'fresh'} ({cfg.data.pair_mode}), "
                   f"{cfg.diffusion.timesteps} diffusion steps, final pass {cfg.infer.final_pass}")
+            if name == "default":
+                side = math.isqrt(SIZED_DEFAULT_MIN_PIXELS)
+                print(f"{'':<8} (on inputs of {side}x{side} = {SIZED_DEFAULT_MIN_PIXELS} pixels or more: "
+                      "as wide, with its network and training)")
     return 0
 
 

@@ -41,8 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _config(args):
-    cfg = preset(args.preset)
+def _config(args, input_size: tuple[int, int]):
+    cfg = preset(args.preset, input_size=input_size)
     cfg.seed = args.seed
     overrides = {
         "diffusion.timesteps": args.timesteps,
@@ -83,7 +83,9 @@ def main(argv: Sequence[str]) -> int:
                                   resume=None, force=False, gt=None, save_intermediates=True,
                                   final_pass=None, scale=None, size=None, plan=None)
     if args.mode == "train":
-        cfg = _config(args)
+        from sr_core.io import load_image
+
+        cfg = _config(args, load_image(image_path).size)
         _, result = do_train(run_args, cfg, image_path, scope_dir)
         print(f"checkpoint  {result.checkpoint}\ntrain       {result.seconds:.1f} s")
         return 0

@@ -86,3 +86,13 @@ def test_wide_preset_is_fast_with_a_wider_network_trained_longer_on_l1():
     # figures compare training choices only.
     same = lambda c: (c.data.crop_size, c.data.batch_size, c.data.image_scales, c.diffusion, c.infer)  # noqa: E731
     assert same(w) == same(f)
+
+
+def test_default_takes_wides_network_and_training_from_96x96_inputs_up():
+    small, large, wide = preset("default", input_size=(128, 71)), preset("default", input_size=(96, 96)), preset("wide")
+    assert small.to_dict() == preset("default").to_dict()  # 9088 px: under the threshold
+    assert large.preset == "default" and large.model.filters == 16
+    assert {k: v for k, v in large.to_dict().items() if k != "preset"} == \
+        {k: v for k, v in wide.to_dict().items() if k != "preset"}  # its figures are wide's
+    for name in ("paper", "fast", "wide", "smoke"):  # no other preset depends on the input
+        assert preset(name, input_size=(4000, 3000)).to_dict() == preset(name).to_dict()

@@ -88,11 +88,12 @@ print("device:", DEVICE)
 # - `paper`: the original implementation's defaults (one fixed batch of 8 degradations per
 #   scale, 100 steps per scale, lr 1e-2, MSE + LPIPS, 15 diffusion steps);
 # - `default`: our measured best (see its docstring): fresh scale-aware pairs on crops,
-#   more image scales and steps, EMA weights, deterministic sampling;
+#   more image scales and steps, EMA weights, deterministic sampling; from a 96x96 input up
+#   it becomes `wide` (below, the table shows it for a small input);
 # - `fast`: `default` on two 64-px crops per step instead of sixteen 48-px ones — the same
 #   benchmark scores for a quarter of the training time;
-# - `wide`: `fast` with a 16-filter network trained twice as long on L1 — better at x2
-#   (+0.38 dB on the benchmark's bicubic inputs), worse at x4;
+# - `wide`: `fast` with a 16-filter network trained twice as long on L1 — ahead from 96x96
+#   inputs (+0.38 dB at x2 on the benchmark's bicubic inputs), behind on smaller ones;
 # - `smoke`: seconds on a CPU (tests, this notebook with `SR_SMOKE=1`).
 #
 # The fields where they differ:
@@ -110,9 +111,9 @@ for k in differ:
 assert "train.steps_per_scale" in differ and "diffusion.timesteps" in differ
 
 # %%
-cfg = preset("smoke" if SMOKE else "default")
-cfg.seed = SEED
 photo = load_image(DATA / IMAGE).rgb
+cfg = preset("smoke" if SMOKE else "default", input_size=(photo.shape[1], photo.shape[0]))  # sized by the photo
+cfg.seed = SEED
 scales = image_scales(photo, cfg.data)  # one stage per image scale, coarse first
 print(f"preset {cfg.preset}: {cfg.total_steps()} steps over {len(scales)} stages "
       f"({', '.join(f'{s.shape[1]}x{s.shape[0]}' for s in scales)}), batch {cfg.data.batch_size}, "

@@ -119,7 +119,7 @@ LR_SIZE = (lr.shape[1], lr.shape[0])
 print(f"ground truth {GT_SIZE[0]}x{GT_SIZE[1]}, input {LR_SIZE[0]}x{LR_SIZE[1]}")
 assert LR_SIZE == (GT_SIZE[0] // 2, GT_SIZE[1] // 2)
 
-cfg = preset("smoke" if SMOKE else "default")
+cfg = preset("smoke" if SMOKE else "default", input_size=LR_SIZE)  # `default` is sized by its input
 cfg.seed = SEED
 result = train(lr, cfg, device=DEVICE, perceptual="auto" if cfg.train.perceptual_weight > 0 else None)
 model = result.sampling_model()

@@ -84,7 +84,7 @@ print("device:", DEVICE)
 # last step x_t is nearly y plus noise of std about kappa = 1.
 
 # %%
-cfg = preset("smoke" if SMOKE else "default")
+cfg = preset("smoke" if SMOKE else "default", input_size=load_image(DATA / IMAGE).size)
 cfg.seed = SEED
 diffusion = ResShiftDiffusion(cfg.diffusion)
 eta = diffusion.eta.numpy()
