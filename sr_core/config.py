@@ -352,14 +352,15 @@ def _fast() -> Config:
 
 
 def _wide() -> Config:
-    """A 16-filter network trained twice as long, on L1 at lr 3e-3: for x2, and x4 of larger LR.
+    """A 16-filter network trained twice as long, on L1 at lr 3e-3: `default` from 96x96 px up.
 
     Measured on the harness's whole default set (docs/benchmarks.md): at x2 mean PSNR-Y
     +0.38 dB over `default` on bicubic LR (per image +0.02 to +0.57) and +0.12 on realistic
     LR. At x4 from the set's 48 x 48 LR it is worse (-0.41 / -0.01): the stronger model fits
     so small an image and does not carry over to the second, twice larger step; from 96 x 96
     LR it is ahead at x4 too (+0.14 / +0.06). Train + x4 of a 128x128 photo takes 1.6x
-    `default`'s time on a 2-core CPU (120 s against 75 s, docs/performance.md).
+    the 8-filter `default`'s time on a 2-core CPU (120 s against 75 s, docs/performance.md).
+    `preset("default", input_size=...)` is this configuration from `SIZED_DEFAULT_MIN_PIXELS` up.
     """
     cfg = _fast()
     cfg.preset = "wide"
@@ -403,8 +404,9 @@ PRESETS = {"paper": _paper, "default": _default, "fast": _fast, "wide": _wide, "
 
 # `default` trains `wide`'s network on inputs of at least this many pixels. Measured at x2 on
 # the benchmark's four photos, `wide` minus `fast` (= `default` within 0.03 dB), bicubic /
-# realistic LR, mean PSNR-Y: 48x48 inputs -0.24 / +0.03, 64x64 -0.11 / -0.02, 96x96 +0.38 /
-# +0.12, and x4 from 96x96 +0.14 / +0.06 (docs/benchmarks.md, "default grows with its input").
+# realistic LR, mean PSNR-Y: 48x48 inputs -0.24 / +0.03, 64x64 -0.12 / +0.05, 96x96 +0.37 /
+# +0.12, 128x128 +0.37 / +0.11; x4 from 48x48 -0.43 / -0.02, from 96x96 +0.14 / +0.06
+# (docs/benchmarks.md, "default grows with its input").
 SIZED_DEFAULT_MIN_PIXELS = 96 * 96
 
 
