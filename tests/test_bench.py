@@ -73,3 +73,21 @@ def test_bench_rejects_bad_input(tmp_path, capsys):
     assert main(["bench", "--methods", "nope", "--out", str(tmp_path / "x"), "-q"]) == 2
     assert "unknown method" in capsys.readouterr().err
     assert main(["bench", "--protocols", "fancy", "--out", str(tmp_path / "y"), "-q"]) == 2
+
+
+def test_bench_sizes_default_per_case_and_keys_its_cache_on_both_configs(monkeypatch):
+    """The harness trains what `sr-core run` would: `default` sized by each case's LR (16
+    filters from 96x96 px, 8 below), with --preset-override applied on top of the sizing."""
+    import types
+
+    import sr_core.bench as bench
+
+    seen = []
+    monkeypatch.setattr(bench, "run_sr_core", lambda lr, scale, cfg, **kw: seen.append(cfg) or lr)
+    spec, = bench.build_methods(["default"], override={"train.lr": 1e-3})
+    for side in (96, 48):
+        spec.run(types.SimpleNamespace(lr=np.zeros((side, side, 3)), scale=2))
+    assert [(c.model.filters, c.train.pixel_loss, c.train.lr) for c in seen] == [(16, "l1", 1e-3), (8, "mse", 1e-3)]
+    assert spec.options["large_input"]["config"]["model"]["filters"] == 16
+    wide, = bench.build_methods(["wide"])
+    assert "large_input" not in wide.options  # other presets do not depend on the input
