@@ -404,9 +404,10 @@ PRESETS = {"paper": _paper, "default": _default, "fast": _fast, "wide": _wide, "
 
 # `default` trains `wide`'s network on inputs of at least this many pixels. Measured at x2 on
 # the benchmark's four photos, `wide` minus `fast` (= `default` within 0.03 dB), bicubic /
-# realistic LR, mean PSNR-Y: 48x48 inputs -0.24 / +0.03, 64x64 -0.12 / +0.05, 96x96 +0.37 /
-# +0.12, 128x128 +0.37 / +0.11; x4 from 48x48 -0.43 / -0.02, from 96x96 +0.14 / +0.06
-# (docs/benchmarks.md, "default grows with its input").
+# realistic LR, mean PSNR-Y: 48x48 inputs -0.24 / +0.03, 64x64 -0.12 / +0.05, 80x80 +0.13 /
+# +0.07 (one image -0.26), 96x96 +0.37 / +0.12, 128x128 +0.37 / +0.11 (no image behind from
+# 96x96 up); x4 from 48x48 -0.43 / -0.02, from 96x96 +0.14 / +0.06 (docs/benchmarks.md,
+# "default grows with its input").
 SIZED_DEFAULT_MIN_PIXELS = 96 * 96
 
 
