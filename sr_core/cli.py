@@ -17,7 +17,8 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from sr_core.config import PRESETS, SIZED_DEFAULT_MIN_PIXELS, Config, apply_overrides, preset, set_field
+from sr_core.config import (PRESETS, SIZED_DEFAULT_MIN_PIXELS, Config, apply_overrides, is_large_input, preset,
+                            set_field)
 from sr_core.errors import UserError
 
 DEFAULT_OUT = Path("outputs")
@@ -115,8 +116,11 @@ def do_train(args, cfg: Config, image_path: Path, out_dir: Path) -> tuple[Any, A
     device = resolve_device(args.device)
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out_dir / "config.json", cfg.to_json())
-    _log(f"training on {image_path} ({image.size[0]}x{image.size[1]}), preset {cfg.preset} "
-         f"({cfg.model.filters} filters), {cfg.total_steps()} steps, device {device}", args.quiet)
+    sized = ""
+    if cfg.preset == "default" and is_large_input(image.size):
+        sized = f" (as wide: {SIZED_DEFAULT_MIN_PIXELS} pixels or more)"
+    _log(f"training on {image_path} ({image.size[0]}x{image.size[1]}), preset {cfg.preset}{sized}: "
+         f"{cfg.model.filters} filters, {cfg.total_steps()} steps, device {device}", args.quiet)
     result = train(image.rgb, cfg, device=device, out_dir=out_dir,
                    resume=getattr(args, "resume", None), progress=not args.quiet, accel=_accel(args))
     save_figure(loss_figure(result.history, title=f"{image_path.name}: loss"), out_dir / "loss.png")

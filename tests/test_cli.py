@@ -128,15 +128,16 @@ def test_console_script_and_module_entry_points(tmp_path, tiny_png):
     assert proc.returncode == 2 and proc.stderr.strip() == "sr-core: error: checkpoint not found: x.pt"
 
 
-def test_train_sizes_the_default_preset_by_the_image(tmp_path, sample_rgb):
-    """`default` trains wide's 16-filter network on a 96x96 image, its 8-filter one on 64x64;
-    a --set field still overrides the sized preset."""
+def test_train_sizes_the_default_preset_by_the_image(tmp_path, sample_rgb, capsys):
+    """`default` trains wide's 16-filter network on a 96x96 image, its 8-filter one on 64x64,
+    and says which; a config flag still overrides the sized preset."""
     def filters(size, *extra):
         img = save_image(tmp_path / f"{size}.png", np.resize(sample_rgb, (size, size, 3)))
         out = tmp_path / f"t{size}"
         assert main(["train", str(img), "--out", str(out), "--train.steps_per_scale", "1",
-                     "--data.image_scales", "1.0", "-q", *extra]) == 0
+                     "--data.image_scales", "1.0", *extra]) == 0
         return json.loads((out / "config.json").read_text())["model"]["filters"]
 
-    assert (filters(96), filters(64)) == (16, 8)
-    assert filters(97, "--model.filters", "12") == 12
+    assert filters(96) == 16 and "preset default (as wide" in capsys.readouterr().err
+    assert filters(64) == 8 and "as wide" not in capsys.readouterr().err
+    assert filters(97, "--model.filters", "12", "-q") == 12
