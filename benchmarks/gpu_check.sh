@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One short GPU session: the CUDA tests, whole-process timings of `sr-core run` (x4 of a
-# 512x512 photo, paper and default presets), a per-lever profile of training steps
+# 512x512 photo: paper, default (the 16-filter wide configuration on so large an input) and
+# fast (the 8-filter one)), a per-lever profile of training steps
 # (benchmarks/gpu_profile.py) and benchmarks/speed.py on the GPU. SPEED_ARGS adds options
 # to speed.py (e.g. "--compile --x4-to 8192": about two more minutes).
 #
@@ -33,7 +34,7 @@ SR_TEST_CUDA=1 timeout 240 $PY -m pytest -q -p no:cacheprovider tests/test_cuda.
 
 log "whole process: sr-core run --scale 4 on a 512x512 photo"
 $PY -c "from skimage import data; from PIL import Image; Image.fromarray(data.astronaut()).save('/tmp/astronaut512.png')"
-for preset in paper default; do
+for preset in paper default fast; do
   echo "-- preset $preset"
   time timeout 120 $PY -m sr_core run /tmp/astronaut512.png --preset "$preset" --scale 4 --device cuda \
     --out "/tmp/run_$preset" -q 2>&1 | grep -v "^\s*$" | tail -6
