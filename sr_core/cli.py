@@ -106,13 +106,14 @@ def _check_input_output(image: Path, output: Path) -> None:
         raise UserError(f"output {output} is the input image: refusing to overwrite it")
 
 
-def do_train(args, cfg: Config, image_path: Path, out_dir: Path) -> tuple[Any, Any]:
+def do_train(args, cfg: Config, image_path: Path, out_dir: Path, image=None) -> tuple[Any, Any]:
+    """Train `cfg` on the image (loaded from `image_path` unless the caller already has it)."""
     from sr_core.device import resolve_device
     from sr_core.io import atomic_write_text, load_image
     from sr_core.train import train
     from sr_core.viz import loss_figure, save_figure
 
-    image = load_image(image_path)
+    image = load_image(image_path) if image is None else image
     device = resolve_device(args.device)
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out_dir / "config.json", cfg.to_json())
@@ -202,9 +203,10 @@ def cmd_train(args) -> int:
     from sr_core.io import load_image
 
     image_path = Path(args.image)
-    cfg = build_config(args, load_image(image_path).size)
+    image = load_image(image_path)
+    cfg = build_config(args, image.size)
     out_dir = Path(args.out) if args.out else unique_dir(DEFAULT_OUT / f"{image_path.stem}-{cfg.preset}")
-    _, result = do_train(args, cfg, image_path, out_dir)
+    _, result = do_train(args, cfg, image_path, out_dir, image)
     print(f"checkpoint  {result.checkpoint}\ntrain       {result.seconds:.1f} s\nloss curve  {out_dir / 'loss.png'}")
     return 0
 
@@ -245,7 +247,7 @@ def cmd_run(args) -> int:
     if output is not None:
         _check_input_output(image_path, output)
         check_writable(output, overwrite=args.overwrite)
-    image, result = do_train(args, cfg, image_path, out_dir)
+    image, result = do_train(args, cfg, image_path, out_dir, image)
     model = result.sampling_model()
     summary = do_upscale(args, model, cfg, image, image_path, out_dir, output)
     summary.update(train_seconds=result.seconds, checkpoint=str(result.checkpoint))

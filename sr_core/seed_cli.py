@@ -85,8 +85,9 @@ def main(argv: Sequence[str]) -> int:
     if args.mode == "train":
         from sr_core.io import load_image
 
-        cfg = _config(args, load_image(image_path).size)
-        _, result = do_train(run_args, cfg, image_path, scope_dir)
+        image = load_image(image_path)
+        cfg = _config(args, image.size)
+        _, result = do_train(run_args, cfg, image_path, scope_dir, image)
         print(f"checkpoint  {result.checkpoint}\ntrain       {result.seconds:.1f} s")
         return 0
 
