@@ -114,7 +114,7 @@ def build_methods(names: Sequence[str], *, override: dict | None = None, steps: 
     from sr_core import baselines
     from sr_core.config import PRESETS, SIZED_DEFAULT_MIN_PIXELS
 
-    large_size = (SIZED_DEFAULT_MIN_PIXELS, 1)  # any input from the threshold up
+    large_size = (SIZED_DEFAULT_MIN_PIXELS, 1)  # any input from the sizing threshold up
 
     specs = []
     for name in names:
@@ -140,9 +140,9 @@ def build_methods(names: Sequence[str], *, override: dict | None = None, steps: 
         elif name in PRESETS:
             cfg = sr_core_config(name, override=override, steps=steps)
             options = {"config": cfg.to_dict(), "train_perceptual": train_perceptual}
-            if name == "default":  # sized by its input: both configurations enter the cache key
-                large = sr_core_config(name, override=override, steps=steps, input_size=large_size)
-                options["large_input"] = {"min_pixels": SIZED_DEFAULT_MIN_PIXELS, "config": large.to_dict()}
+            large = sr_core_config(name, override=override, steps=steps, input_size=large_size).to_dict()
+            if large != options["config"]:  # sized by its input: both configurations enter the cache key
+                options["large_input"] = {"min_pixels": SIZED_DEFAULT_MIN_PIXELS, "config": large}
             perceptual = None if train_perceptual == "off" else "auto"
 
             def run_preset(c, name=name, p=perceptual):

@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from sr_core.config import (PRESETS, SIZED_DEFAULT_MIN_PIXELS, Config, apply_overrides, is_large_input, preset,
-                            set_field)
+from sr_core.config import (PRESETS, SIZED_DEFAULT_MIN_PIXELS, Config, apply_overrides, preset, set_field,
+                            sized_as_wide)
 from sr_core.errors import UserError
 
 DEFAULT_OUT = Path("outputs")
@@ -118,7 +118,7 @@ def do_train(args, cfg: Config, image_path: Path, out_dir: Path, image=None) -> 
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out_dir / "config.json", cfg.to_json())
     sized = ""
-    if cfg.preset == "default" and is_large_input(image.size):
+    if sized_as_wide(cfg.preset, image.size):
         sized = f" (as wide: {SIZED_DEFAULT_MIN_PIXELS} pixels or more)"
     _log(f"training on {image_path} ({image.size[0]}x{image.size[1]}), preset {cfg.preset}{sized}: "
          f"{cfg.model.filters} filters, {cfg.total_steps()} steps, device {device}", args.quiet)

@@ -84,7 +84,8 @@ print("device:", DEVICE)
 # last step x_t is nearly y plus noise of std about kappa = 1.
 
 # %%
-cfg = preset("smoke" if SMOKE else "default", input_size=load_image(DATA / IMAGE).size)
+source = load_image(DATA / IMAGE)
+cfg = preset("smoke" if SMOKE else "default", input_size=source.size)
 cfg.seed = SEED
 diffusion = ResShiftDiffusion(cfg.diffusion)
 eta = diffusion.eta.numpy()
@@ -107,7 +108,7 @@ plt.show()
 # see that instead.
 
 # %%
-photo = load_image(DATA / IMAGE).rgb
+photo = source.rgb
 if SMOKE:
     photo = photo[32:96, 32:96]  # 64x64: the 2x step below then makes 128x128
 H, W = photo.shape[:2]
