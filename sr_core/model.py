@@ -33,6 +33,15 @@ class ChannelLayerNorm(nn.Module):
         self.eps = eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.device.type == "cpu" and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+            # NHWC memory on the CPU: channels are the innermost axis, so one fused layer_norm
+            # (forward and backward) replaces seven element-wise passes: 5x faster on this
+            # project's CPU. Not on CUDA, where its kernel, made for long rows, lost to the
+            # element-wise passes on rows of 8-32 channels (an x2 step to 2048^2: 0.52 s
+            # against 0.31 s, H100). The same arithmetic: biased variance, eps inside the root.
+            c = x.shape[1]
+            out = nn.functional.layer_norm(x.permute(0, 2, 3, 1), (c,), self.weight.view(c), self.bias.view(c), self.eps)
+            return out.permute(0, 3, 1, 2)
         mean = x.mean(1, keepdim=True)
         var = x.var(1, keepdim=True, unbiased=False)
         return (x - mean) / torch.sqrt(var + self.eps) * self.weight + self.bias

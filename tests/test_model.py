@@ -37,3 +37,28 @@ def test_residual_parameterisation_starts_near_y():
             p.zero_()
     y = torch.randn(1, 3, 10, 10)
     assert torch.allclose(model(torch.randn_like(y), y, torch.tensor([0])), y)
+
+
+def test_channel_norm_in_nhwc_memory_is_the_same_arithmetic():
+    """The fused layer_norm taken on NHWC memory equals the per-channel formula, gradients too."""
+    from sr_core.model import ChannelLayerNorm
+
+    torch.manual_seed(0)
+    norm = ChannelLayerNorm(6)
+    with torch.no_grad():
+        norm.weight.normal_()
+        norm.bias.normal_()
+    x = torch.randn(2, 6, 9, 11) * 3 + 1
+    results = []
+    for fmt in (torch.contiguous_format, torch.channels_last):
+        xi = x.clone().contiguous(memory_format=fmt).requires_grad_(True)
+        norm.zero_grad()
+        out = norm(xi)
+        (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
+        results.append((out.detach(), xi.grad, norm.weight.grad.clone(), norm.bias.grad.clone()))
+    assert results[1][0].is_contiguous(memory_format=torch.channels_last)  # stays NHWC for the next conv
+    for a, b in zip(*results):
+        assert torch.allclose(a, b, atol=1e-5, rtol=1e-5)
+    mean, std = results[1][0].mean(1), results[1][0].std(1)
+    assert mean.abs().max() > 0.1  # weight and bias were applied (not just normalised)
+    assert torch.isfinite(std).all()
