@@ -99,6 +99,7 @@ class PerceptualDistance(nn.Module):
             self.net.add_module(f"slice{k}", s)
         for k, c in enumerate(self.CHANNELS[net]):
             self.add_module(f"lin{k}", _Lin(c))
+        self._target: tuple | None = None  # (tensor, version, autocast dtype, its normalised features)
 
     def load_weights(self, path: Path) -> "PerceptualDistance":
         state = torch.load(Path(path), map_location="cpu", weights_only=True)
@@ -119,11 +120,28 @@ class PerceptualDistance(nn.Module):
             out.append(h)
         return out
 
+    def normalised_features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return [f / (f.pow(2).sum(1, keepdim=True).sqrt() + 1e-10) for f in self.features(x)]
+
+    def _target_features(self, y: torch.Tensor) -> list[torch.Tensor]:
+        """y's normalised features, reused while y is the same unchanged tensor under the same
+        autocast: a fixed training batch (the paper preset) is a loss target at every step,
+        and its features are a third of the loss's work."""
+        if y.requires_grad:
+            return self.normalised_features(y)
+        cast = torch.get_autocast_dtype(y.device.type) if torch.is_autocast_enabled(y.device.type) else None
+        hit = self._target
+        if hit is None or hit[0] is not y or hit[1] != y._version or hit[2] != cast:
+            hit = self._target = (y, y._version, cast, [f.detach() for f in self.normalised_features(y)])
+        return hit[3]
+
+    def forget_target(self) -> None:
+        """Drop the cached target features (hundreds of MB for a batch of 512^2 images)."""
+        self._target = None
+
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         total = 0.0
-        for k, (fx, fy) in enumerate(zip(self.features(x), self.features(y))):
-            fx = fx / (fx.pow(2).sum(1, keepdim=True).sqrt() + 1e-10)
-            fy = fy / (fy.pow(2).sum(1, keepdim=True).sqrt() + 1e-10)
+        for k, (fx, fy) in enumerate(zip(self.normalised_features(x), self._target_features(y))):
             total = total + getattr(self, f"lin{k}")((fx - fy) ** 2).mean((2, 3), keepdim=True)
         return total
 

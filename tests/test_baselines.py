@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 
 from sr_core import baselines
 from sr_core.protocols import make_lr
@@ -106,3 +107,29 @@ def test_load_perceptual_falls_back_offline():
         pytest.skip("the lpips package is installed: it takes precedence")
     fn = load_perceptual("alex", "cpu")
     assert fn is not None and backend_name("alex", "cpu") == "stlpips-alex"
+
+
+def test_perceptual_target_features_are_reused_only_while_the_target_is_unchanged():
+    """A fixed training batch is the loss target at every step: its features are computed once."""
+    from sr_core.lpips_offline import PerceptualDistance
+
+    torch.manual_seed(0)
+    net = PerceptualDistance("alex").eval().requires_grad_(False)
+    y = torch.rand(2, 3, 48, 48) * 2 - 1
+    x = (y + 0.2 * torch.randn_like(y)).clamp(-1, 1).requires_grad_(True)
+    fresh = lambda a, b: sum(  # noqa: E731  (the uncached formula)
+        getattr(net, f"lin{k}")((fa - fb) ** 2).mean((2, 3), keepdim=True)
+        for k, (fa, fb) in enumerate(zip(net.normalised_features(a), net.normalised_features(b))))
+    ref = fresh(x, y)
+    (g_ref,) = torch.autograd.grad(ref.sum(), x)
+    first = net(x, y)
+    cached = net._target[3]
+    second = net(x, y)
+    (g_second,) = torch.autograd.grad(second.sum(), x)
+    assert net._target[3] is cached  # the second call reused the target's features
+    assert torch.allclose(first, ref) and torch.allclose(second, ref) and torch.allclose(g_second, g_ref)
+    y.mul_(0.5)  # changed in place: recomputed
+    assert net._target[3] is cached and torch.allclose(net(x, y), fresh(x, y))
+    assert net._target[3] is not cached
+    net.forget_target()
+    assert net._target is None
