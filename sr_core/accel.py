@@ -27,6 +27,8 @@ class Accel:
     precision: str = "auto"
     channels_last: bool = True  # NHWC convolutions (cuDNN on CUDA, oneDNN on the CPU)
     compile: bool = False  # torch.compile the denoiser (minutes of warm-up; pays off on long runs)
+    cuda_graph: bool = True  # CUDA: replay the training forward + backward from a captured graph
+    pair_chunk: int | None = None  # training batches of pairs made per call (None: 8 on a GPU, 1 on the CPU)
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -35,7 +37,7 @@ class Accel:
     @classmethod
     def plain(cls) -> "Accel":
         """fp32, default layout, eager: the reference every speed-up is measured against."""
-        return cls(precision="fp32", channels_last=False, compile=False)
+        return cls(precision="fp32", channels_last=False, compile=False, cuda_graph=False, pair_chunk=1)
 
     def for_batch(self, pixels: int) -> "Accel":
         """The options for model calls of `pixels` pixels: `auto` keeps small calls in fp32.
@@ -48,6 +50,18 @@ class Accel:
         if self.precision == "auto" and pixels < AUTO_BF16_MIN_PIXELS:
             return dataclasses.replace(self, precision="fp32")
         return self
+
+    def pairs_per_call(self, device: torch.device) -> int:
+        """Training batches of pseudo pairs to make in one call on `device`.
+
+        Batched synthesis is about a hundred small kernels launched from Python whatever the
+        batch size; once the model's steps replay from a CUDA graph that was most of a GPU
+        step's host time. On the CPU synthesis is arithmetic (under 3% of a step): one batch
+        per call, so CPU runs draw exactly as before.
+        """
+        if self.pair_chunk is not None:
+            return max(1, int(self.pair_chunk))
+        return 1 if torch.device(device).type == "cpu" else 8
 
     def uses_channels_last(self, device: torch.device) -> bool:
         """NHWC layout on CUDA and on the CPU (measured on this project's 2-core CPU: default
@@ -70,13 +84,17 @@ class Accel:
             return torch.bfloat16 if device.type == "cpu" else None
         return None
 
-    def autocast(self, device: torch.device):
-        """A context for the model's forward pass (a no-op context in fp32)."""
+    def autocast(self, device: torch.device, *, cache: bool = True):
+        """A context for the model's forward pass (a no-op context in fp32).
+
+        `cache` False recasts the weights at every call: a captured CUDA graph must not keep
+        autocast's cache of cast weights, which lives only as long as the context.
+        """
         device = torch.device(device)
         dtype = self.dtype(device)
         if dtype is None:
             return contextlib.nullcontext()
-        return torch.autocast(device_type=device.type, dtype=dtype)
+        return torch.autocast(device_type=device.type, dtype=dtype, cache_enabled=cache)
 
     def prepare(self, model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
         """Move `model` to `device` in the chosen layout; returns the module to call."""
@@ -121,3 +139,65 @@ class FastDenoiser:
         with self.accel.autocast(self.device):
             out = self.model(x_t, y, t)
         return out.float().contiguous()
+
+
+class _TrainingCall(torch.nn.Module):
+    """FastDenoiser's call as a module: `make_graphed_callables` finds parameters on modules."""
+
+    def __init__(self, model: torch.nn.Module, accel: Accel, device: torch.device):
+        super().__init__()
+        self.model = model
+        self.accel = accel
+        self.on = device
+
+    def forward(self, x_t: torch.Tensor, y: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        if self.accel.uses_channels_last(self.on):
+            x_t = x_t.contiguous(memory_format=torch.channels_last)
+            y = y.contiguous(memory_format=torch.channels_last)
+        with self.accel.autocast(self.on, cache=False):
+            out = self.model(x_t, y, t)
+        return out.float().contiguous()
+
+
+class GraphedDenoiser:
+    """A training-time denoiser whose forward and backward replay captured CUDA graphs.
+
+    A training step of the small presets is bound by launching hundreds of tiny kernels from
+    Python, not by the GPU (docs/performance.md); a graph launches the network's whole
+    forward, and its whole backward, at once. Inputs of another shape than the captured one
+    (they do not occur within a stage) run eagerly. Build with `GraphedDenoiser.capture`,
+    which returns None where capture is impossible (not CUDA, compiled model, or an error,
+    reported once as a warning): training then runs eagerly, with the same result.
+    """
+
+    def __init__(self, graphed: torch.nn.Module, eager: FastDenoiser, shapes: tuple):
+        self.graphed = graphed
+        self.eager = eager
+        self.shapes = shapes
+        self.cfg = eager.cfg
+        self.replays = 0
+
+    @classmethod
+    def capture(cls, eager: FastDenoiser, x_shape: tuple, batch: int) -> "GraphedDenoiser | None":
+        accel, device = eager.accel, eager.device
+        if device.type != "cuda" or not accel.cuda_graph or accel.compile:
+            return None
+        import warnings
+
+        try:
+            call = _TrainingCall(eager.model, accel, device)
+            x = torch.zeros(x_shape, device=device)
+            args = (x, torch.zeros_like(x), torch.zeros(batch, dtype=torch.long, device=device))
+            graphed = torch.cuda.make_graphed_callables(call, args, allow_unused_input=True)
+        except Exception as exc:  # an old torch, an unsupported op: train eagerly instead
+            warnings.warn(f"CUDA graph capture failed, training without it: {type(exc).__name__}: "
+                          f"{' '.join(str(exc).split())[:160]}", RuntimeWarning, stacklevel=2)
+            return None
+        shapes = (tuple(x_shape), tuple(x_shape), (batch,))
+        return cls(graphed, eager, shapes)
+
+    def __call__(self, x_t: torch.Tensor, y: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        if (tuple(x_t.shape), tuple(y.shape), tuple(t.shape)) != self.shapes or not torch.is_grad_enabled():
+            return self.eager(x_t, y, t)
+        self.replays += 1
+        return self.graphed(x_t, y, t)

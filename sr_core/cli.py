@@ -106,12 +106,19 @@ def _check_input_output(image: Path, output: Path) -> None:
         raise UserError(f"output {output} is the input image: refusing to overwrite it")
 
 
-def do_train(args, cfg: Config, image_path: Path, out_dir: Path, image=None) -> tuple[Any, Any]:
-    """Train `cfg` on the image (loaded from `image_path` unless the caller already has it)."""
+def _save_loss_figure(result, image_path: Path, out_dir: Path) -> None:
+    from sr_core.viz import loss_figure, save_figure
+
+    save_figure(loss_figure(result.history, title=f"{image_path.name}: loss"), out_dir / "loss.png")
+
+
+def do_train(args, cfg: Config, image_path: Path, out_dir: Path, image=None, *,
+             figure: bool = True) -> tuple[Any, Any]:
+    """Train `cfg` on the image (loaded from `image_path` unless the caller already has it);
+    with `figure` False the caller saves the loss figure (`_save_loss_figure`)."""
     from sr_core.device import resolve_device
     from sr_core.io import atomic_write_text, load_image
     from sr_core.train import train
-    from sr_core.viz import loss_figure, save_figure
 
     image = load_image(image_path) if image is None else image
     device = resolve_device(args.device)
@@ -124,7 +131,8 @@ def do_train(args, cfg: Config, image_path: Path, out_dir: Path, image=None) -> 
          f"{cfg.model.filters} filters, {cfg.total_steps()} steps, device {device}", args.quiet)
     result = train(image.rgb, cfg, device=device, out_dir=out_dir,
                    resume=getattr(args, "resume", None), progress=not args.quiet, accel=_accel(args))
-    save_figure(loss_figure(result.history, title=f"{image_path.name}: loss"), out_dir / "loss.png")
+    if figure:
+        _save_loss_figure(result, image_path, out_dir)
     return image, result
 
 
@@ -247,9 +255,16 @@ def cmd_run(args) -> int:
     if output is not None:
         _check_input_output(image_path, output)
         check_writable(output, overwrite=args.overwrite)
-    image, result = do_train(args, cfg, image_path, out_dir, image)
-    model = result.sampling_model()
-    summary = do_upscale(args, model, cfg, image, image_path, out_dir, output)
+    image, result = do_train(args, cfg, image_path, out_dir, image, figure=False)
+    from concurrent.futures import ThreadPoolExecutor
+
+    # The loss figure is drawn while the upscale runs: importing matplotlib alone takes about
+    # a second, most of the upscale's host time is spent waiting on the device or in torch's
+    # own threads. Its errors surface here, after the upscale.
+    with ThreadPoolExecutor(1) as pool:
+        drawn = pool.submit(_save_loss_figure, result, image_path, out_dir)
+        summary = do_upscale(args, result.sampling_model(), cfg, image, image_path, out_dir, output)
+        drawn.result()
     summary.update(train_seconds=result.seconds, checkpoint=str(result.checkpoint))
     from sr_core.io import atomic_write_text
 
@@ -287,12 +302,15 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
                    help="model arithmetic: auto = bf16 autocast on CUDA, fp32 elsewhere (default: auto)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model (slow start, faster long runs)")
+    p.add_argument("--no-cuda-graph", dest="cuda_graph", action="store_false",
+                   help="CUDA: train without capturing the model's steps in a CUDA graph")
 
 
 def _accel(args):
     from sr_core.accel import Accel
 
-    return Accel(precision=getattr(args, "precision", "auto"), compile=getattr(args, "compile", False))
+    return Accel(precision=getattr(args, "precision", "auto"), compile=getattr(args, "compile", False),
+                 cuda_graph=getattr(args, "cuda_graph", True))
 
 
 def _add_target(p: argparse.ArgumentParser) -> None:

@@ -59,7 +59,10 @@ class PairSampler:
     """Batches of (x0, y) pseudo pairs in [-1, 1] from one image scale.
 
     With `fixed_batch` (the original) one batch is drawn and returned for ever; otherwise
-    fresh degradations every call, optionally on random crops with random flips.
+    fresh degradations every call, optionally on random crops with random flips. With
+    `chunk` > 1, `next_batch` makes the pairs of `chunk` batches in one call and hands them
+    out one by one (batch-wide draws, such as a random resize factor, are then shared by the
+    chunk); `rng_state` and `restore` resume in the middle of a chunk exactly.
     """
 
     def __init__(
@@ -70,8 +73,13 @@ class PairSampler:
         *,
         generator: torch.Generator,
         device: torch.device | str = "cpu",
+        chunk: int = 1,
     ):
         self.data = data
+        self.chunk = max(1, int(chunk))
+        self._queue: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self._chunk_start: torch.Tensor | None = None  # generator state before the open chunk
+        self._served = 0
         self.degradation = degradation
         self.generator = generator
         self.device = torch.device(device)
@@ -125,15 +133,15 @@ class PairSampler:
             out_sharp = out_img if sharp is img else torch.where(pick, dihedral(sharp, k), out_sharp)
         return out_img, out_sharp
 
-    def draw(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """A new batch (x0, y), ignoring `fixed_batch`."""
+    def draw(self, images: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """A new batch (x0, y) of `images` pairs (default: the batch size), ignoring `fixed_batch`."""
         batched = self.data.synthesis == "batched"
         gen = self.generator  # per_sample: every draw on the CPU generator, the same on any device
         if batched and self._device_gen is not None:
             # Reseeded from the CPU generator each batch: a resumed run draws the same pairs.
             self._device_gen.manual_seed(int(torch.randint(2**62, (), generator=self.generator)))
             gen = self._device_gen
-        img, sharp = self._crops(self.data.batch_size, gen)
+        img, sharp = self._crops(images or self.data.batch_size, gen)
         if self.data.flips:
             img, sharp = self._flip(img, sharp, gen)
         kwargs = dict(sharp=sharp, batched=batched, device_generator=gen if batched else None)
@@ -143,4 +151,32 @@ class PairSampler:
         return pseudo_pair(img, self.degradation, self.generator, **kwargs)
 
     def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return self._fixed if self._fixed is not None else self.draw()
+        if self._fixed is not None:
+            return self._fixed
+        if self.chunk == 1:
+            return self.draw()
+        if not self._queue:
+            self._open_chunk()
+        self._served += 1
+        return self._queue.pop(0)
+
+    def _open_chunk(self) -> None:
+        self._chunk_start = self.generator.get_state()
+        x0, y = self.draw(self.data.batch_size * self.chunk)
+        self._queue = list(zip(x0.split(self.data.batch_size), y.split(self.data.batch_size)))
+        self._served = 0
+
+    def rng_state(self) -> tuple[torch.Tensor, int]:
+        """(generator state, batches served from it) that `restore` resumes from: the state
+        before the open chunk and how much of it was used, or the current state and 0."""
+        if self._queue:
+            return self._chunk_start, self._served
+        return self.generator.get_state(), 0
+
+    def restore(self, state: torch.Tensor, served: int = 0) -> None:
+        """Continue exactly where the sampler that gave `rng_state()` was."""
+        self.generator.set_state(state)
+        self._queue, self._served = [], 0
+        if served:
+            self._open_chunk()
+            self._queue, self._served = self._queue[served:], served

@@ -7,6 +7,7 @@ stages with checkpoints, resume and the loss curve.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import sys
 from dataclasses import dataclass, field
@@ -16,13 +17,14 @@ from typing import Callable
 import numpy as np
 import torch
 
-from sr_core.accel import Accel, FastDenoiser
+from sr_core.accel import Accel, FastDenoiser, GraphedDenoiser
 from sr_core.checkpoint import image_fingerprint, load_checkpoint, publish_as, save_checkpoint
 from sr_core.config import Config
 from sr_core.data import PairSampler, image_scales
 from sr_core.diffusion import ResShiftDiffusion
 from sr_core.errors import UserError
 from sr_core.model import NextNet
+from sr_core.optim import Adam, LRSchedule
 
 
 def _generator(seed: int) -> torch.Generator:
@@ -44,8 +46,8 @@ class TrainState:
     cfg: Config
     model: NextNet
     ema: NextNet
-    optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.LRScheduler
+    optimizer: Adam
+    scheduler: LRSchedule
     noise_gen: torch.Generator
     fingerprint: str
     stage: int = 0
@@ -53,29 +55,27 @@ class TrainState:
     global_step: int = 0
     history: dict[str, list] = field(default_factory=lambda: {"step": [], "stage": [], "loss": [], "mse": []})
     data_gen_state: torch.Tensor | None = None
+    data_served: int = 0  # batches already used from the pair sampler's open chunk
 
     @classmethod
     def fresh(cls, cfg: Config, fingerprint: str, device: torch.device) -> "TrainState":
         model = build_model(cfg, device=device)
-        # One fused kernel for all parameters on CUDA: the model is tiny, launches dominate.
-        optimizer = torch.optim.Adam(model.parameters(), lr=cfg.train.lr, fused=torch.device(device).type == "cuda" or None)
-        if cfg.train.lr_schedule == "cosine":
-            scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, cfg.total_steps()))
-        else:
-            scheduler = torch.optim.lr_scheduler.MultiStepLR(
-                optimizer, milestones=list(cfg.train.lr_milestones), gamma=cfg.train.lr_gamma
-            )
+        optimizer = Adam(model.parameters(), lr=cfg.train.lr)
+        scheduler = LRSchedule(optimizer, cfg.train.lr_schedule, total=cfg.total_steps(),
+                               milestones=cfg.train.lr_milestones, gamma=cfg.train.lr_gamma)
         ema = copy.deepcopy(model).eval().requires_grad_(False)
         return cls(cfg, model, ema, optimizer, scheduler, _generator(cfg.seed + 1), fingerprint)
 
-    def payload(self, data_gen: torch.Generator | None) -> dict:
+    def payload(self, sampler: PairSampler | None) -> dict:
+        data_rng, served = sampler.rng_state() if sampler is not None else (torch.empty(0, dtype=torch.uint8), 0)
         return {
             "model": self.model.state_dict(),
             "ema": self.ema.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "noise_rng": self.noise_gen.get_state(),
-            "data_rng": data_gen.get_state() if data_gen is not None else torch.empty(0, dtype=torch.uint8),
+            "data_rng": data_rng,
+            "data_served": served,
             "stage": self.stage,
             "stage_step": self.stage_step,
             "global_step": self.global_step,
@@ -83,8 +83,8 @@ class TrainState:
             "fingerprint": self.fingerprint,
         }
 
-    def save(self, path: Path, data_gen: torch.Generator | None) -> Path:
-        return save_checkpoint(path, self.payload(data_gen), self.cfg)
+    def save(self, path: Path, sampler: PairSampler | None) -> Path:
+        return save_checkpoint(path, self.payload(sampler), self.cfg)
 
     @classmethod
     def resume(cls, path: Path, cfg: Config, fingerprint: str, device: torch.device) -> "TrainState":
@@ -100,13 +100,17 @@ class TrainState:
         state = cls.fresh(cfg, fingerprint, device)
         state.model.load_state_dict(data["model"])
         state.ema.load_state_dict(data["ema"])
-        state.optimizer.load_state_dict(data["optimizer"])
-        state.scheduler.load_state_dict(data["scheduler"])
+        try:
+            state.optimizer.load_state_dict(data["optimizer"])
+            state.scheduler.load_state_dict(data["scheduler"])
+        except (ValueError, KeyError, TypeError, StopIteration) as exc:
+            raise UserError(f"cannot resume from {path}: its optimizer state does not fit ({exc})") from None
         state.noise_gen.set_state(data["noise_rng"])
         state.stage, state.stage_step = int(data["stage"]), int(data["stage_step"])
         state.global_step = int(data["global_step"])
         state.history = {k: list(v) for k, v in data["history"].items()}
         state.data_gen_state = data["data_rng"] if data["data_rng"].numel() else None
+        state.data_served = int(data.get("data_served", 0))  # older checkpoints: no chunks
         return state
 
 
@@ -162,8 +166,13 @@ def train_stage(
     on_step: Callable[[int, dict], None] | None = None,
     accel: Accel | None = None,
     sync_every: int | None = None,
+    graphs: dict | None = None,
 ) -> list[float]:
     """Train the current stage up to `steps` steps (continuing from `state.stage_step`).
+
+    On CUDA the model's forward and backward are captured in a graph at the first step
+    (`GraphedDenoiser`); pass the same `graphs` dict to later stages of the same state to
+    reuse a capture of the same batch shape.
 
     On an accelerator the losses are read back every `SYNC_EVERY` steps (and at every
     checkpoint), not every step, so the GPU never waits for Python; a non-finite loss is
@@ -216,17 +225,25 @@ def train_stage(
 
     pending: list[int] = []
     restore_signals = _defer_interrupts(pending)
+    denoiser, capture = forward, device.type == "cuda"  # captured at the first step (batch shape known)
     try:
         while state.stage_step < steps:
             if pending:
                 raise KeyboardInterrupt
             x0, y = sampler.next_batch()
+            if capture:
+                capture = False
+                key = (id(state.model), tuple(x0.shape), dataclasses.astuple(accel))
+                graphs = {} if graphs is None else graphs
+                if key not in graphs:
+                    graphs[key] = GraphedDenoiser.capture(forward, tuple(x0.shape), x0.shape[0])
+                denoiser = graphs[key] or forward
             loss, parts = diffusion.loss(
-                forward, x0, y, generator=state.noise_gen,
+                denoiser, x0, y, generator=state.noise_gen,
                 perceptual=perceptual, perceptual_weight=cfg.perceptual_weight, sync=False,
                 pixel_loss=cfg.pixel_loss,
             )
-            state.optimizer.zero_grad(set_to_none=True)
+            state.optimizer.zero_grad()
             loss.backward()
             if cfg.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(state.model.parameters(), cfg.grad_clip)
@@ -316,33 +333,37 @@ def train(
     last: Path | None = None
 
     scales = image_scales(rgb, cfg.data)
+    graphs: dict = {}  # CUDA graphs, shared by stages whose batches have the same shape
     for stage in range(state.stage, len(scales)):
         if stage != state.stage:
             state.stage, state.stage_step = stage, 0
             state.data_gen_state = None
         data_gen = _generator(cfg.seed * 1009 + stage)
-        sampler = PairSampler(scales[stage], cfg.data, cfg.degradation, generator=data_gen, device=device)
+        sampler = PairSampler(scales[stage], cfg.data, cfg.degradation, generator=data_gen, device=device,
+                              chunk=(accel or Accel()).pairs_per_call(device))
         if state.data_gen_state is not None:
-            data_gen.set_state(state.data_gen_state)
-            state.data_gen_state = None
+            sampler.restore(state.data_gen_state, state.data_served)
+            state.data_gen_state, state.data_served = None, 0
 
         def checkpoint() -> None:
             nonlocal last
             if ckpt_dir is None:
                 return
-            last = state.save(ckpt_dir / f"step-{state.global_step:06d}.pt", data_gen)
+            last = state.save(ckpt_dir / f"step-{state.global_step:06d}.pt", sampler)
             publish_as(last, ckpt_dir / "last.pt")
 
         try:
             train_stage(
                 state, sampler, diffusion, cfg.steps_for_stage(stage),
                 perceptual=perceptual, checkpoint=checkpoint, progress=progress, on_step=on_step,
-                accel=accel,
+                accel=accel, graphs=graphs,
             )
         except KeyboardInterrupt:
             if ckpt_dir is not None and state.stage_step > 0:
                 checkpoint()
             raise
+    if hasattr(perceptual, "forget_target"):
+        perceptual.forget_target()  # the last batch's features, no longer needed
     if out_dir is not None and last is None and ckpt_dir is not None:
         # Nothing trained in this call (all stages already done): still leave a checkpoint.
         last = state.save(ckpt_dir / f"step-{state.global_step:06d}.pt", None)

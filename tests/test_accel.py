@@ -92,3 +92,27 @@ def test_auto_precision_keeps_small_calls_in_fp32():
     assert auto.for_batch(8 * 512 * 512) is auto
     explicit = Accel(precision="bf16")
     assert explicit.for_batch(100).precision == "bf16"  # an explicit choice is kept
+
+
+def test_cuda_graph_is_a_fast_path_lever_and_needs_cuda():
+    from sr_core.accel import GraphedDenoiser
+
+    assert Accel().cuda_graph and not Accel.plain().cuda_graph
+    model = build_model(preset("smoke"))
+    assert GraphedDenoiser.capture(FastDenoiser(model, Accel(), "cpu"), (2, 3, 16, 16), 2) is None
+
+
+def test_graphed_denoiser_runs_eagerly_on_other_shapes_and_without_grad():
+    """Only calls of the captured shape replay the graph; anything else takes the eager path."""
+    from sr_core.accel import GraphedDenoiser
+
+    calls = []
+    eager = FastDenoiser(build_model(preset("smoke")), Accel(), "cpu")
+    graphed = lambda x, y, t: calls.append("graph") or x  # noqa: E731
+    g = GraphedDenoiser(graphed, eager, ((2, 3, 16, 16), (2, 3, 16, 16), (2,)))
+    x, t = torch.zeros(2, 3, 16, 16), torch.zeros(2, dtype=torch.long)
+    g(x, x, t)
+    out = g(torch.zeros(1, 3, 16, 16), torch.zeros(1, 3, 16, 16), t[:1])  # another batch shape
+    with torch.no_grad():
+        g(x, x, t)
+    assert calls == ["graph"] and g.replays == 1 and out.shape == (1, 3, 16, 16)

@@ -141,3 +141,13 @@ def test_train_sizes_the_default_preset_by_the_image(tmp_path, sample_rgb, capsy
     assert filters(96) == 16 and "preset default (as wide" in capsys.readouterr().err
     assert filters(64) == 8 and "as wide" not in capsys.readouterr().err
     assert filters(97, "--model.filters", "12", "-q") == 12
+
+
+def test_speed_flags_reach_the_accelerator_options():
+    from sr_core.cli import _accel, build_parser
+
+    parse = build_parser().parse_args
+    fast = _accel(parse(["run", "x.png", "--scale", "2"]))
+    assert fast.cuda_graph and fast.precision == "auto" and not fast.compile
+    plainer = _accel(parse(["train", "x.png", "--no-cuda-graph", "--precision", "fp32"]))
+    assert not plainer.cuda_graph and plainer.precision == "fp32"

@@ -103,3 +103,26 @@ def test_both_synthesis_paths_give_valid_pairs(sample_rgb, synthesis):
     # The condition is the crop shrunk x2 and brought back: close to it, never equal.
     err = float((x0 - y).abs().mean())
     assert 0.005 < err < 0.2
+
+
+def test_pairs_made_in_chunks_are_handed_out_batch_by_batch_and_resume_exactly(sample_rgb):
+    cfg = preset("default")
+    cfg.data.batch_size, cfg.data.crop_size = 3, 24
+    make = lambda: PairSampler(sample_rgb[:48, :48], cfg.data, cfg.degradation,  # noqa: E731
+                               generator=torch.Generator().manual_seed(0), chunk=4)
+    s = make()
+    batches = [s.next_batch() for _ in range(10)]  # three chunks opened
+    assert all(x.shape == y.shape == (3, 3, 24, 24) for x, y in batches)
+    flat = torch.cat([y for _, y in batches])
+    assert len({tuple(row.flatten()[:16].tolist()) for row in flat}) == 30  # every pair its own
+    again = make()
+    assert all(torch.equal(a[1], again.next_batch()[1]) for a in batches)
+    # A checkpoint after 6 batches (in the middle of the second chunk) resumes on the 7th.
+    s = make()
+    for _ in range(6):
+        s.next_batch()
+    state, served = s.rng_state()
+    assert served == 2
+    resumed = make()
+    resumed.restore(state, served)
+    assert all(torch.equal(batches[i][1], resumed.next_batch()[1]) for i in range(6, 10))
