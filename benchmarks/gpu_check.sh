@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# One short GPU session: the CUDA tests, whole-process timings of `sr-core run` (x4 of a
-# 512x512 photo: paper, default (the 16-filter wide configuration on so large an input) and
-# fast (the 8-filter one)), a per-lever profile of training steps
-# (benchmarks/gpu_profile.py) and benchmarks/speed.py on the GPU. SPEED_ARGS adds options
-# to speed.py (e.g. "--compile --x4-to 8192": about two more minutes).
+# One short GPU session (about 5 minutes on an H100): the CUDA tests, where a whole
+# `sr-core run --scale 4` of a 512x512 photo spends its time (benchmarks/timeline.py: paper;
+# default, which on so large an input is the 16-filter configuration, with and without the
+# CUDA graph; fast, the 8-filter one), one plain timed `sr-core run`, and benchmarks/speed.py
+# (training plain / fast / fast without the graph; the inference precision x layout x cuDNN
+# grid; the scaling curve). SPEED_ARGS adds options to speed.py (e.g. "--compile", or
+# "--skip-inference"); RUNS picks the timelines, e.g. RUNS="default|fast|paper".
 #
 #   OUT=outputs/bench/gpu bash benchmarks/gpu_check.sh
 #
@@ -30,19 +32,20 @@ time $PY -c "import sr_core"
 time $PY -c "import sr_core.cli, sr_core.train, sr_core.infer"
 
 log "CUDA tests"
-SR_TEST_CUDA=1 timeout 240 $PY -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/test_accel.py 2>&1 | tail -4
+SR_TEST_CUDA=1 timeout 180 $PY -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/test_accel.py 2>&1 | tail -6
 
-log "whole process: sr-core run --scale 4 on a 512x512 photo"
+log "whole process: where sr-core run --scale 4 of a 512x512 photo spends its time"
 $PY -c "from skimage import data; from PIL import Image; Image.fromarray(data.astronaut()).save('/tmp/astronaut512.png')"
-for preset in paper default fast; do
-  echo "-- preset $preset"
-  time timeout 120 $PY -m sr_core run /tmp/astronaut512.png --preset "$preset" --scale 4 --device cuda \
-    --out "/tmp/run_$preset" -q 2>&1 | grep -v "^\s*$" | tail -6
+IFS='|' read -ra RUN_LIST <<< "${RUNS:-default|default --no-cuda-graph|fast|paper}"
+for run in "${RUN_LIST[@]}"; do
+  timeout 150 $PY benchmarks/timeline.py /tmp/astronaut512.png --preset $run --out "$OUT" 2>&1 \
+    | grep -v "^\s*$" | grep -v Warning | tail -16
 done
-log "where a training step's time goes"
-timeout 150 $PY benchmarks/gpu_profile.py --device cuda --side 512 --out "$OUT" 2>&1 | grep "ms/step"
+echo "-- plain command line, preset default"
+time timeout 120 $PY -m sr_core run /tmp/astronaut512.png --scale 4 --device cuda --out /tmp/run_default -q \
+  2>&1 | tail -4
 
 log "speed benchmark"
-timeout 300 $PY benchmarks/speed.py --device cuda --sizes 256,512,1024,2048,4096 --compare-side 2048 \
-  --steps 100 ${SPEED_ARGS:-} --out "$OUT" 2>&1 | grep -v Warning | tail -16
+timeout 300 $PY benchmarks/speed.py --device cuda --sizes 512,1024,2048,4096 --compare-side 2048 \
+  --steps 100 --grid ${SPEED_ARGS:-} --out "$OUT" 2>&1 | grep -v Warning | tail -30
 } 2>&1 | tee "$OUT/gpu_log.txt"

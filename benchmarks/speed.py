@@ -15,6 +15,8 @@ Peak memory is measured per measurement: resident set size sampled every 5 ms by
 from __future__ import annotations
 
 import argparse
+import copy
+import dataclasses
 import json
 import platform
 import sys
@@ -95,14 +97,17 @@ def timed(fn, device: torch.device, repeat: int = 1) -> tuple[float, PeakMemory]
 
 
 # ---------------------------------------------------------------------------- training
-def training_speed(name: str, photo: np.ndarray, device, accel: Accel, synthesis: str, steps: int) -> dict:
-    """Steps/s of one stage of preset `name` after a short warm-up (perceptual loss off)."""
-    cfg = preset(name)
+def training_speed(name: str, photo: np.ndarray, device, accel: Accel, synthesis: str, steps: int,
+                   input_size: tuple[int, int] | None = None) -> dict:
+    """Steps/s of one stage of preset `name` (sized for `input_size`) after a short warm-up
+    (perceptual loss off)."""
+    cfg = preset(name, input_size=input_size)
     cfg.data.synthesis = synthesis
     cfg.train.perceptual_weight = 0.0
     cfg.train.steps_per_scale = (steps + 5,)
     state = TrainState.fresh(cfg, "bench", device)
-    sampler = PairSampler(photo, cfg.data, cfg.degradation, generator=torch.Generator().manual_seed(0), device=device)
+    sampler = PairSampler(photo, cfg.data, cfg.degradation, generator=torch.Generator().manual_seed(0), device=device,
+                          chunk=accel.pairs_per_call(device))
     diffusion = ResShiftDiffusion(cfg.diffusion)
     run = lambda n: train_stage(state, sampler, diffusion, n, progress=False, accel=accel)  # noqa: E731
     warm_s, _ = timed(lambda: run(5), device)  # first calls: allocator, cuDNN autotune, compilation
@@ -136,6 +141,51 @@ def x2_step(model, device, side: int, accel: Accel, tile: int) -> dict:
     seconds, mem = timed(step, device)
     return {"output_side": side, "seconds": seconds, "mpix_per_s": side * side / 1e6 / seconds,
             "peak_rss_mb": mem.rss_mb, "cuda_peak_mb": mem.cuda_mb}
+
+
+def inference_grid(device, side: int) -> list[dict]:
+    """One x2 step to side^2, untiled, with the 8- and 16-filter denoisers, for each precision x
+    memory layout (cuDNN autotuning made no difference on an H100: docs/performance.md)."""
+    rows = []
+    for size in (None, (side, side)):  # 8 filters (a small photo), 16 (a photo of 96 x 96 or more)
+        base = NextNet(preset("default", input_size=size).model).to(device).eval()
+        for precision in ("fp32", "bf16"):
+            for channels_last in (False, True):
+                accel = Accel(precision=precision, channels_last=channels_last)
+                # A fresh copy: `prepare` turns a model's weights NHWC in place, and NHWC
+                # weights would make cuDNN run the NCHW variants in NHWC too.
+                r = x2_step(copy.deepcopy(base), device, side, accel, tile=0)
+                rows.append({"filters": base.cfg.filters, "precision": precision, "channels_last": channels_last, **r})
+    return rows
+
+
+def perceptual_grid(device, side: int = 512, batch: int = 8, repeat: int = 10) -> list[dict]:
+    """The paper preset's perceptual loss (offline ST-LPIPS-VGG, forward + backward, bf16 autocast
+    on CUDA) on a batch of `batch` x side^2, with the target's features recomputed every call
+    or reused (a fixed batch, as the paper preset trains on)."""
+    from sr_core import lpips_offline
+
+    try:
+        net = lpips_offline.load("vgg", device)
+    except FileNotFoundError as exc:
+        return [{"error": str(exc)}]
+    y = torch.rand(batch, 3, side, side, device=device) * 2 - 1
+    x = (y + 0.1 * torch.randn_like(y)).clamp(-1, 1).requires_grad_(True)
+    rows = []
+    for reuse in (False, True):
+        def step():
+            if not reuse:
+                net.forget_target()
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                d = net(x, y).float().mean()
+            d.backward()
+
+        step()
+        seconds, mem = timed(step, device, repeat)
+        rows.append({"side": side, "batch": batch, "reuse_target": reuse, "ms": 1000 * seconds,
+                     "cuda_peak_mb": mem.cuda_mb})
+    net.forget_target()
+    return rows
 
 
 def x4_to(model, device, side: int, accel: Accel) -> dict:
@@ -182,6 +232,9 @@ def main(argv=None) -> dict:
     p.add_argument("--steps", type=int, default=30, help="training steps timed per preset and path")
     p.add_argument("--x4-to", type=int, default=0, help="also time a whole x4 to this output side (0: skip)")
     p.add_argument("--compile", action="store_true", help="also time training with torch.compile")
+    p.add_argument("--skip-inference", action="store_true", help="time training only")
+    p.add_argument("--grid", action="store_true", help="also time one x2 step to --compare-side for each "
+                   "network width, precision and memory layout, and the perceptual loss's variants")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice; on a shared "
                    "machine pass the number of idle cores: oversubscribed OpenMP threads stall)")
     p.add_argument("--out", default="outputs/bench/speed")
@@ -196,12 +249,29 @@ def main(argv=None) -> dict:
     photo = np.random.default_rng(0).random((128, 128, 3)).astype(np.float32)
     fast, plain = Accel(), Accel.plain()
 
-    for preset_name in ("paper", "default"):
-        r_plain = training_speed(preset_name, photo, device, plain, "per_sample", args.steps)
-        r_fast = training_speed(preset_name, photo, device, fast, "batched", args.steps)
-        report["train"][preset_name] = {"plain": r_plain, "fast": r_fast,
-                                        "speedup": r_fast["steps_per_s"] / r_plain["steps_per_s"]}
+    # "default" as a small photo gets it (8 filters) and as a photo of 96 x 96 or more (16 filters).
+    for label, preset_name, size in (("paper", "paper", None), ("default", "default", None),
+                                     ("default-512", "default", (512, 512))):
+        r_plain = training_speed(preset_name, photo, device, plain, "per_sample", args.steps, size)
+        r_fast = training_speed(preset_name, photo, device, fast, "batched", args.steps, size)
+        row = {"plain": r_plain, "fast": r_fast, "speedup": r_fast["steps_per_s"] / r_plain["steps_per_s"]}
+        if device.type == "cuda":  # the shares of the CUDA graph and of pairs made 8 batches a call
+            for key, lever in (("no_graph", dict(cuda_graph=False)), ("no_chunk", dict(pair_chunk=1))):
+                r = training_speed(preset_name, photo, device, dataclasses.replace(fast, **lever), "batched",
+                                   args.steps, size)
+                row[f"fast_{key}"], row[f"{key}_speedup"] = r, r_fast["steps_per_s"] / r["steps_per_s"]
+        report["train"][label] = row
 
+    if args.skip_inference:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "speed.json").write_text(json.dumps(report, indent=2))
+        for preset_name, r in report["train"].items():
+            print(f"train {preset_name:<11} plain {r['plain']['steps_per_s']:7.2f} steps/s, fast "
+                  f"{r['fast']['steps_per_s']:7.2f} steps/s: x{r['speedup']:.2f}"
+                  + (f"; without the graph x{r['no_graph_speedup']:.2f} slower, with one batch of pairs a call "
+                     f"x{r['no_chunk_speedup']:.2f} slower" if "fast_no_graph" in r else ""))
+        return report
     per, bat = pair_speed(photo, device, "per_sample"), pair_speed(photo, device, "batched")
     report["pairs"] = {"per_sample_ms": per, "batched_ms": bat, "speedup": per / bat,
                        "batched_with_jpeg_ms": pair_speed(photo, device, "batched", jpeg_prob=1.0)}
@@ -213,6 +283,9 @@ def main(argv=None) -> dict:
     report["inference"] = {"output_side": side, "plain": r_plain, "fast": r_fast,
                            "speedup": r_plain["seconds"] / r_fast["seconds"]}
 
+    if args.grid:
+        report["grid"] = inference_grid(device, side)
+        report["perceptual_grid"] = perceptual_grid(device, side=512 if device.type == "cuda" else 128)
     for s in sorted(int(x) for x in args.sizes.split(",")):
         report["scaling"].append(x2_step(model, device, s, fast, tile=-1))
     if args.x4_to:
@@ -238,12 +311,23 @@ def main(argv=None) -> dict:
         print(f"train {preset_name:<8} plain {r['plain']['steps_per_s']:7.2f} steps/s, fast "
               f"{r['fast']['steps_per_s']:7.2f} steps/s: x{r['speedup']:.2f} "
               f"(batch {r['fast']['batch']}, {r['fast']['crop']} px)")
+        if "fast_no_graph" in r:
+            print(f"train {preset_name:<8} fast without the CUDA graph {r['fast_no_graph']['steps_per_s']:.2f} steps/s "
+                  f"(the graph: x{r['no_graph_speedup']:.2f}); with one batch of pairs a call "
+                  f"{r['fast_no_chunk']['steps_per_s']:.2f} steps/s (8 a call: x{r['no_chunk_speedup']:.2f})")
         if "compiled" in r:
             print(f"train {preset_name:<8} compiled {r['compiled']['steps_per_s']:.2f} steps/s "
                   f"(x{r['compile_speedup']:.2f} over fast; warm-up {r['compiled']['warmup_s']:.1f} s)")
     q = report["pairs"]
     print(f"pairs (default, batch 16): per-image {q['per_sample_ms']:.2f} ms, batched {q['batched_ms']:.2f} ms "
           f"(x{q['speedup']:.2f}); batched with JPEG on every image {q['batched_with_jpeg_ms']:.2f} ms")
+    for r in report.get("grid", []):
+        print(f"x2 step to {side}^2, {r['filters']:>2} filters, {r['precision']}, "
+              f"{'NHWC' if r['channels_last'] else 'NCHW'}: {r['seconds']:.3f} s, CUDA peak {r['cuda_peak_mb']:.0f} MB")
+    for r in report.get("perceptual_grid", []):
+        print(f"perceptual loss, {r['error']}" if "error" in r else
+              f"perceptual loss fwd+bwd, {r['batch']} x {r['side']}^2, target features "
+              f"{'reused  ' if r['reuse_target'] else 'computed'}: {r['ms']:.1f} ms, CUDA peak {r['cuda_peak_mb']:.0f} MB")
     r = report["inference"]
     print(f"x2 step to {side}^2: plain {r['plain']['seconds']:.3f} s, fast {r['fast']['seconds']:.3f} s: "
           f"x{r['speedup']:.2f}")
