@@ -237,7 +237,7 @@ assert len(state.history["loss"]) == cfg.total_steps()
 # the config it was trained with. `TrainState.resume` would continue training from it.
 
 # %%
-path = state.save(OUT / "checkpoints" / "last.pt", data_gen)
+path = state.save(OUT / "checkpoints" / "last.pt", sampler)
 model, saved_cfg = load_model(path, device=DEVICE)
 assert saved_cfg.to_dict() == cfg.to_dict()
 x0, y = sampler.draw()
