@@ -126,37 +126,33 @@ class Accel:
 class FastDenoiser:
     """Calls a denoiser under `accel`'s autocast and hands back fp32 (the sampler's arithmetic)."""
 
-    def __init__(self, model, accel: Accel, device: torch.device):
+    def __init__(self, model, accel: Accel, device: torch.device, *, autocast_cache: bool = True):
         self.model = model
         self.accel = accel
         self.device = torch.device(device)
+        self.autocast_cache = autocast_cache
         self.cfg = getattr(model, "cfg", None)  # tiling reads the receptive field from it
 
     def __call__(self, x_t: torch.Tensor, y: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         if self.accel.uses_channels_last(self.device):
             x_t = x_t.contiguous(memory_format=torch.channels_last)
             y = y.contiguous(memory_format=torch.channels_last)
-        with self.accel.autocast(self.device):
+        with self.accel.autocast(self.device, cache=self.autocast_cache):
             out = self.model(x_t, y, t)
         return out.float().contiguous()
 
 
 class _TrainingCall(torch.nn.Module):
-    """FastDenoiser's call as a module: `make_graphed_callables` finds parameters on modules."""
+    """A FastDenoiser call as a module (`make_graphed_callables` finds parameters on modules),
+    without autocast's weight cache, which must not live inside a captured graph."""
 
-    def __init__(self, model: torch.nn.Module, accel: Accel, device: torch.device):
+    def __init__(self, eager: FastDenoiser):
         super().__init__()
-        self.model = model
-        self.accel = accel
-        self.on = device
+        self.model = eager.model
+        self.call = FastDenoiser(eager.model, eager.accel, eager.device, autocast_cache=False)
 
     def forward(self, x_t: torch.Tensor, y: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        if self.accel.uses_channels_last(self.on):
-            x_t = x_t.contiguous(memory_format=torch.channels_last)
-            y = y.contiguous(memory_format=torch.channels_last)
-        with self.accel.autocast(self.on, cache=False):
-            out = self.model(x_t, y, t)
-        return out.float().contiguous()
+        return self.call(x_t, y, t)
 
 
 class GraphedDenoiser:
@@ -185,7 +181,7 @@ class GraphedDenoiser:
         import warnings
 
         try:
-            call = _TrainingCall(eager.model, accel, device)
+            call = _TrainingCall(eager)
             x = torch.zeros(x_shape, device=device)
             args = (x, torch.zeros_like(x), torch.zeros(batch, dtype=torch.long, device=device))
             graphed = torch.cuda.make_graphed_callables(call, args, allow_unused_input=True)

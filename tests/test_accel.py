@@ -116,3 +116,17 @@ def test_graphed_denoiser_runs_eagerly_on_other_shapes_and_without_grad():
     with torch.no_grad():
         g(x, x, t)
     assert calls == ["graph"] and g.replays == 1 and out.shape == (1, 3, 16, 16)
+
+
+def test_the_module_a_cuda_graph_captures_is_the_fast_denoiser_call():
+    """What make_graphed_callables gets: the model's parameters and FastDenoiser's arithmetic."""
+    from sr_core.accel import _TrainingCall
+
+    model = build_model(preset("smoke"))
+    eager = FastDenoiser(model, Accel(precision="bf16"), "cpu")
+    call = _TrainingCall(eager)
+    assert [id(p) for p in call.parameters()] == [id(p) for p in model.parameters()]
+    x, y, t = torch.rand(2, 3, 16, 16), torch.rand(2, 3, 16, 16), torch.tensor([1, 3])
+    out = call(x, y, t)
+    assert out.dtype == torch.float32 and torch.equal(out, eager(x, y, t))
+    assert not call.call.autocast_cache and eager.autocast_cache
