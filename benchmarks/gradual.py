@@ -1,0 +1,94 @@
+"""Ablation: retrain on the intermediate result before each later plan step (ZSSR's "gradual" SR).
+
+    python benchmarks/gradual.py [--images astronaut,chelsea,coffee,rocket] [--protocols bicubic,realistic]
+                                 [--scale 4] [--threads 1] [--out outputs/bench/gradual]
+
+`default` trains once on the LR image and runs every x2 plan step with that model. `gradual`
+trains the same way for the first step, then, before each later step, trains a fresh model on
+the step's input (the previous step's output, so the intermediate plays the photo's part),
+sized for it as `sr-core run` would size it (`preset("default", input_size=...)`). Both run
+side by side on the harness's cases (default-set crops, PSNR-Y etc. as `sr-core bench`
+measures them, perceptual loss off in training). Prints a table, writes results.json under
+--out. Not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from sr_core.bench import DEFAULT_CROP, load_images, measure, perceptual_metric
+from sr_core.config import preset
+from sr_core.diffusion import ResShiftDiffusion
+from sr_core.infer import progressive_plan, target_size, upscale
+from sr_core.protocols import make_lr, quantize8
+from sr_core.train import train
+
+
+def _trained(rgb: np.ndarray):
+    cfg = preset("default", input_size=(rgb.shape[1], rgb.shape[0]))
+    return train(rgb, cfg, out_dir=None, progress=False, perceptual=None), cfg
+
+
+def run(lr: np.ndarray, scale: int, gradual: bool) -> np.ndarray:
+    rgb = np.ascontiguousarray(lr, np.float32)
+    result, cfg = _trained(rgb)
+    size = (rgb.shape[1], rgb.shape[0])
+    plan = progressive_plan(size, target_size(size, scale=scale), max_step=cfg.infer.max_step_factor,
+                            final_pass=cfg.infer.final_pass)
+    current = rgb
+    for i, step in enumerate(plan):
+        if gradual and i > 0:
+            result, cfg = _trained(current)
+        current = upscale(result.sampling_model(), current, [step], ResShiftDiffusion(cfg.diffusion), cfg.infer,
+                          seed=cfg.seed, progress=False).image
+    return current.astype(np.float64)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--images", default="astronaut,chelsea,coffee,rocket")
+    p.add_argument("--protocols", default="bicubic,realistic")
+    p.add_argument("--scale", type=int, default=4)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--out", default="outputs/bench/gradual")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "results.json"
+    records = json.loads(path.read_text()) if path.exists() else []
+    done = {(r["image"], r["protocol"], r["method"]) for r in records}
+    perceptual = perceptual_metric()
+    for name, hr in load_images(None, DEFAULT_CROP, only=args.images.split(",")):
+        for protocol in args.protocols.split(","):
+            case = make_lr(hr, args.scale, protocol, name=name)
+            for method in ("default", "gradual"):
+                if (name, protocol, method) in done:
+                    continue
+                t0 = time.perf_counter()
+                sr = quantize8(run(case.lr, args.scale, method == "gradual"))
+                rec = {"image": name, "protocol": protocol, "scale": args.scale, "method": method,
+                       **measure(sr, case.hr, args.scale, perceptual), "seconds": time.perf_counter() - t0}
+                records.append(rec)
+                path.write_text(json.dumps(records, indent=1))
+                print(f"{name:<10} {protocol:<9} x{args.scale} {method:<8} PSNR-Y {rec['psnr_y']:.2f}  "
+                      f"{rec['seconds']:.0f} s", flush=True)
+    for protocol in args.protocols.split(","):
+        rows = {m: [r["psnr_y"] for r in records if r["protocol"] == protocol and r["method"] == m]
+                for m in ("default", "gradual")}
+        if rows["default"] and len(rows["default"]) == len(rows["gradual"]):
+            print(f"{protocol} x{args.scale}: default {np.mean(rows['default']):.2f}, gradual "
+                  f"{np.mean(rows['gradual']):.2f} (gradual - default "
+                  f"{np.mean(rows['gradual']) - np.mean(rows['default']):+.2f} dB)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
