@@ -9,7 +9,8 @@ the step's input (the previous step's output, so the intermediate plays the phot
 sized for it as `sr-core run` would size it (`preset("default", input_size=...)`). Both run
 side by side on the harness's cases (default-set crops, PSNR-Y etc. as `sr-core bench`
 measures them, perceptual loss off in training). Prints a table, writes results.json under
---out. Not a test.
+--out. `--second-step-check IMAGE` instead measures what the second step's model adds. Not a
+test.
 """
 
 from __future__ import annotations
@@ -51,6 +52,28 @@ def run(lr: np.ndarray, scale: int, gradual: bool) -> np.ndarray:
     return current.astype(np.float64)
 
 
+def second_step_check(name: str, protocol: str, scale: int) -> dict:
+    """PSNR-Y of an x4's second x2 step run by the trained model, by a model with random weights,
+    and replaced by plain bicubic of the first step's output: how much that step's model adds."""
+    from sr_core.infer import bicubic_upscale
+    from sr_core.metrics import evaluate
+    from sr_core.train import build_model
+
+    hr = dict(load_images(None, DEFAULT_CROP, only=[name]))[name]
+    case = make_lr(hr, scale, protocol, name=name)
+    rgb = np.ascontiguousarray(case.lr, np.float32)
+    result, cfg = _trained(rgb)
+    size = (rgb.shape[1], rgb.shape[0])
+    plan = progressive_plan(size, target_size(size, scale=scale), max_step=cfg.infer.max_step_factor,
+                            final_pass=cfg.infer.final_pass)
+    d = ResShiftDiffusion(cfg.diffusion)
+    mid = upscale(result.sampling_model(), rgb, plan[:1], d, cfg.infer, seed=cfg.seed, progress=False).image
+    rest = lambda model: upscale(model, mid, plan[1:], d, cfg.infer, seed=cfg.seed, progress=False).image  # noqa: E731
+    outs = {"trained model": rest(result.sampling_model()), "random weights": rest(build_model(cfg).eval()),
+            "bicubic of the first step's output": bicubic_upscale(mid, plan[-1].size)}
+    return {k: evaluate(quantize8(v.astype(np.float64)), case.hr, border=scale)["psnr_y"] for k, v in outs.items()}
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--images", default="astronaut,chelsea,coffee,rocket")
@@ -58,8 +81,15 @@ def main(argv=None) -> int:
     p.add_argument("--scale", type=int, default=4)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default="outputs/bench/gradual")
+    p.add_argument("--second-step-check", metavar="IMAGE",
+                   help="instead: how much the second step's model adds, on IMAGE and the first protocol")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.second_step_check:
+        protocol = args.protocols.split(",")[0]
+        for k, v in second_step_check(args.second_step_check, protocol, args.scale).items():
+            print(f"{args.second_step_check} {protocol} x{args.scale}, second step by {k}: PSNR-Y {v:.3f}")
+        return 0
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / "results.json"
