@@ -1,7 +1,8 @@
-"""Ablation: retrain on the intermediate result before each later plan step (ZSSR's "gradual" SR).
+"""Ablations of the x4 plan: retraining on the intermediate before each later step (ZSSR's
+"gradual" SR), or a larger first step.
 
     python benchmarks/gradual.py [--images astronaut,chelsea,coffee,rocket] [--protocols bicubic,realistic]
-                                 [--scale 4] [--threads 1] [--out outputs/bench/gradual]
+                                 [--scale 4] [--threads 1] [--first-factor F] [--out outputs/bench/gradual]
 
 `default` trains once on the LR image and runs every x2 plan step with that model. `gradual`
 trains the same way for the first step, then, before each later step, trains a fresh model on
@@ -9,8 +10,9 @@ the step's input (the previous step's output, so the intermediate plays the phot
 sized for it as `sr-core run` would size it (`preset("default", input_size=...)`). Both run
 side by side on the harness's cases (default-set crops, PSNR-Y etc. as `sr-core bench`
 measures them, perceptual loss off in training). Prints a table, writes results.json under
---out. `--second-step-check IMAGE` instead measures what the second step's model adds. Not a
-test.
+--out. `--first-factor F` compares a plan of x F then the rest (the model trained on x F
+pairs) instead of `gradual`; `--second-step-check IMAGE` measures what the second step's model
+adds. Not a test.
 """
 
 from __future__ import annotations
@@ -32,17 +34,22 @@ from sr_core.protocols import make_lr, quantize8
 from sr_core.train import train
 
 
-def _trained(rgb: np.ndarray):
+def _trained(rgb: np.ndarray, step_factor: float | None = None):
     cfg = preset("default", input_size=(rgb.shape[1], rgb.shape[0]))
+    if step_factor:
+        cfg.data.step_factor = (step_factor, step_factor)  # scale-aware pairs for that first step
     return train(rgb, cfg, out_dir=None, progress=False, perceptual=None), cfg
 
 
-def run(lr: np.ndarray, scale: int, gradual: bool) -> np.ndarray:
+def run(lr: np.ndarray, scale: int, gradual: bool, first: float | None = None) -> np.ndarray:
+    """`default` (gradual False, first None), `gradual`, or a two-step plan whose first step is
+    x`first` (and the second whatever remains), the model trained for that first step."""
     rgb = np.ascontiguousarray(lr, np.float32)
-    result, cfg = _trained(rgb)
+    result, cfg = _trained(rgb, first)
     size = (rgb.shape[1], rgb.shape[0])
-    plan = progressive_plan(size, target_size(size, scale=scale), max_step=cfg.infer.max_step_factor,
-                            final_pass=cfg.infer.final_pass)
+    factors = [first] if first else None
+    plan = progressive_plan(size, target_size(size, scale=scale), factors_w=factors, factors_h=factors,
+                            max_step=cfg.infer.max_step_factor, final_pass=cfg.infer.final_pass)
     current = rgb
     for i, step in enumerate(plan):
         if gradual and i > 0:
@@ -81,6 +88,8 @@ def main(argv=None) -> int:
     p.add_argument("--scale", type=int, default=4)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default="outputs/bench/gradual")
+    p.add_argument("--first-factor", type=float, help="instead of gradual: a two-step plan whose first step is "
+                   "this factor, the model trained for it")
     p.add_argument("--second-step-check", metavar="IMAGE",
                    help="instead: how much the second step's model adds, on IMAGE and the first protocol")
     args = p.parse_args(argv)
@@ -96,14 +105,15 @@ def main(argv=None) -> int:
     records = json.loads(path.read_text()) if path.exists() else []
     done = {(r["image"], r["protocol"], r["method"]) for r in records}
     perceptual = perceptual_metric()
+    methods = ("default", f"first x{args.first_factor:g}" if args.first_factor else "gradual")
     for name, hr in load_images(None, DEFAULT_CROP, only=args.images.split(",")):
         for protocol in args.protocols.split(","):
             case = make_lr(hr, args.scale, protocol, name=name)
-            for method in ("default", "gradual"):
+            for method in methods:
                 if (name, protocol, method) in done:
                     continue
                 t0 = time.perf_counter()
-                sr = quantize8(run(case.lr, args.scale, method == "gradual"))
+                sr = quantize8(run(case.lr, args.scale, method == "gradual", args.first_factor if method != "default" else None))
                 rec = {"image": name, "protocol": protocol, "scale": args.scale, "method": method,
                        **measure(sr, case.hr, args.scale, perceptual), "seconds": time.perf_counter() - t0}
                 records.append(rec)
@@ -111,12 +121,10 @@ def main(argv=None) -> int:
                 print(f"{name:<10} {protocol:<9} x{args.scale} {method:<8} PSNR-Y {rec['psnr_y']:.2f}  "
                       f"{rec['seconds']:.0f} s", flush=True)
     for protocol in args.protocols.split(","):
-        rows = {m: [r["psnr_y"] for r in records if r["protocol"] == protocol and r["method"] == m]
-                for m in ("default", "gradual")}
-        if rows["default"] and len(rows["default"]) == len(rows["gradual"]):
-            print(f"{protocol} x{args.scale}: default {np.mean(rows['default']):.2f}, gradual "
-                  f"{np.mean(rows['gradual']):.2f} (gradual - default "
-                  f"{np.mean(rows['gradual']) - np.mean(rows['default']):+.2f} dB)")
+        rows = {m: [r["psnr_y"] for r in records if r["protocol"] == protocol and r["method"] == m] for m in methods}
+        if rows[methods[0]] and len(rows[methods[0]]) == len(rows[methods[1]]):
+            a, b = np.mean(rows[methods[0]]), np.mean(rows[methods[1]])
+            print(f"{protocol} x{args.scale}: default {a:.2f}, {methods[1]} {b:.2f} ({methods[1]} - default {b - a:+.2f} dB)")
     return 0
 
 
