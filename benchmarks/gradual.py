@@ -11,8 +11,8 @@ sized for it as `sr-core run` would size it (`preset("default", input_size=...)`
 side by side on the harness's cases (default-set crops, PSNR-Y etc. as `sr-core bench`
 measures them, perceptual loss off in training). Prints a table, writes results.json under
 --out. `--first-factor F` compares a plan of x F then the rest (the model trained on x F
-pairs) instead of `gradual`; `--second-step-check IMAGE` measures what the second step's model
-adds. Not a test.
+pairs) instead of `gradual`; `--second-step-check IMAGES` measures what the second step's model
+adds (writes second_step.json). Not a test.
 """
 
 from __future__ import annotations
@@ -63,7 +63,6 @@ def second_step_check(name: str, protocol: str, scale: int) -> dict:
     """PSNR-Y of an x4's second x2 step run by the trained model, by a model with random weights,
     and replaced by plain bicubic of the first step's output: how much that step's model adds."""
     from sr_core.infer import bicubic_upscale
-    from sr_core.metrics import evaluate
     from sr_core.train import build_model
 
     hr = dict(load_images(None, DEFAULT_CROP, only=[name]))[name]
@@ -78,7 +77,8 @@ def second_step_check(name: str, protocol: str, scale: int) -> dict:
     rest = lambda model: upscale(model, mid, plan[1:], d, cfg.infer, seed=cfg.seed, progress=False).image  # noqa: E731
     outs = {"trained model": rest(result.sampling_model()), "random weights": rest(build_model(cfg).eval()),
             "bicubic of the first step's output": bicubic_upscale(mid, plan[-1].size)}
-    return {k: evaluate(quantize8(v.astype(np.float64)), case.hr, border=scale)["psnr_y"] for k, v in outs.items()}
+    perceptual = perceptual_metric()
+    return {k: measure(quantize8(v.astype(np.float64)), case.hr, scale, perceptual) for k, v in outs.items()}
 
 
 def main(argv=None) -> int:
@@ -90,14 +90,21 @@ def main(argv=None) -> int:
     p.add_argument("--out", default="outputs/bench/gradual")
     p.add_argument("--first-factor", type=float, help="instead of gradual: a two-step plan whose first step is "
                    "this factor, the model trained for it")
-    p.add_argument("--second-step-check", metavar="IMAGE",
-                   help="instead: how much the second step's model adds, on IMAGE and the first protocol")
+    p.add_argument("--second-step-check", metavar="IMAGES",
+                   help="instead: how much the second step's model adds, on these images (comma-separated)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.second_step_check:
-        protocol = args.protocols.split(",")[0]
-        for k, v in second_step_check(args.second_step_check, protocol, args.scale).items():
-            print(f"{args.second_step_check} {protocol} x{args.scale}, second step by {k}: PSNR-Y {v:.3f}")
+        rows = []
+        for name in args.second_step_check.split(","):
+            for protocol in args.protocols.split(","):
+                for k, v in second_step_check(name, protocol, args.scale).items():
+                    rows.append({"image": name, "protocol": protocol, "scale": args.scale, "second_step": k, **v})
+                    print(f"{name} {protocol} x{args.scale}, second step by {k}: PSNR-Y {v['psnr_y']:.3f}, "
+                          f"perceptual {v['perceptual'] if v['perceptual'] is None else round(v['perceptual'], 4)}, "
+                          f"NIQE {v['niqe'] if v['niqe'] is None else round(v['niqe'], 2)}", flush=True)
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        (Path(args.out) / "second_step.json").write_text(json.dumps(rows, indent=1))
         return 0
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
