@@ -224,6 +224,21 @@ def figure(report: dict, path: Path) -> None:
     fig.savefig(path, dpi=100)
 
 
+def print_training(report: dict) -> None:
+    print(f"device {report['device']} ({report['device_name']}), torch {report['torch']}, {report['threads']} threads")
+    for preset_name, r in report["train"].items():
+        print(f"train {preset_name:<8} plain {r['plain']['steps_per_s']:7.2f} steps/s, fast "
+              f"{r['fast']['steps_per_s']:7.2f} steps/s: x{r['speedup']:.2f} "
+              f"(batch {r['fast']['batch']}, {r['fast']['crop']} px)")
+        if "fast_no_graph" in r:
+            print(f"train {preset_name:<8} fast without the CUDA graph {r['fast_no_graph']['steps_per_s']:.2f} steps/s "
+                  f"(the graph: x{r['no_graph_speedup']:.2f}); with one batch of pairs a call "
+                  f"{r['fast_no_chunk']['steps_per_s']:.2f} steps/s (8 a call: x{r['no_chunk_speedup']:.2f})")
+        if "compiled" in r:
+            print(f"train {preset_name:<8} compiled {r['compiled']['steps_per_s']:.2f} steps/s "
+                  f"(x{r['compile_speedup']:.2f} over fast; warm-up {r['compiled']['warmup_s']:.1f} s)")
+
+
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", default="auto")
@@ -266,11 +281,7 @@ def main(argv=None) -> dict:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         (out / "speed.json").write_text(json.dumps(report, indent=2))
-        for preset_name, r in report["train"].items():
-            print(f"train {preset_name:<11} plain {r['plain']['steps_per_s']:7.2f} steps/s, fast "
-                  f"{r['fast']['steps_per_s']:7.2f} steps/s: x{r['speedup']:.2f}"
-                  + (f"; without the graph x{r['no_graph_speedup']:.2f} slower, with one batch of pairs a call "
-                     f"x{r['no_chunk_speedup']:.2f} slower" if "fast_no_graph" in r else ""))
+        print_training(report)
         return report
     per, bat = pair_speed(photo, device, "per_sample"), pair_speed(photo, device, "batched")
     report["pairs"] = {"per_sample_ms": per, "batched_ms": bat, "speedup": per / bat,
@@ -306,18 +317,7 @@ def main(argv=None) -> dict:
             print(f"torch.compile failed: {report['train']['default']['compile_error']}")
         (out / "speed.json").write_text(json.dumps(report, indent=2))
 
-    print(f"device {device} ({name}), torch {torch.__version__}, {report['threads']} threads")
-    for preset_name, r in report["train"].items():
-        print(f"train {preset_name:<8} plain {r['plain']['steps_per_s']:7.2f} steps/s, fast "
-              f"{r['fast']['steps_per_s']:7.2f} steps/s: x{r['speedup']:.2f} "
-              f"(batch {r['fast']['batch']}, {r['fast']['crop']} px)")
-        if "fast_no_graph" in r:
-            print(f"train {preset_name:<8} fast without the CUDA graph {r['fast_no_graph']['steps_per_s']:.2f} steps/s "
-                  f"(the graph: x{r['no_graph_speedup']:.2f}); with one batch of pairs a call "
-                  f"{r['fast_no_chunk']['steps_per_s']:.2f} steps/s (8 a call: x{r['no_chunk_speedup']:.2f})")
-        if "compiled" in r:
-            print(f"train {preset_name:<8} compiled {r['compiled']['steps_per_s']:.2f} steps/s "
-                  f"(x{r['compile_speedup']:.2f} over fast; warm-up {r['compiled']['warmup_s']:.1f} s)")
+    print_training(report)
     q = report["pairs"]
     print(f"pairs (default, batch 16): per-image {q['per_sample_ms']:.2f} ms, batched {q['batched_ms']:.2f} ms "
           f"(x{q['speedup']:.2f}); batched with JPEG on every image {q['batched_with_jpeg_ms']:.2f} ms")

@@ -174,7 +174,8 @@ class GraphedDenoiser:
         self.replays = 0
 
     @classmethod
-    def capture(cls, eager: FastDenoiser, x_shape: tuple, batch: int) -> "GraphedDenoiser | None":
+    def capture(cls, eager: FastDenoiser, x_shape: tuple) -> "GraphedDenoiser | None":
+        """Capture for inputs x_t and y of `x_shape` (B x 3 x H x W) and B step indices."""
         accel, device = eager.accel, eager.device
         if device.type != "cuda" or not accel.cuda_graph or accel.compile:
             return None
@@ -183,13 +184,13 @@ class GraphedDenoiser:
         try:
             call = _TrainingCall(eager)
             x = torch.zeros(x_shape, device=device)
-            args = (x, torch.zeros_like(x), torch.zeros(batch, dtype=torch.long, device=device))
+            args = (x, torch.zeros_like(x), torch.zeros(x_shape[0], dtype=torch.long, device=device))
             graphed = torch.cuda.make_graphed_callables(call, args, allow_unused_input=True)
         except Exception as exc:  # an old torch, an unsupported op: train eagerly instead
             warnings.warn(f"CUDA graph capture failed, training without it: {type(exc).__name__}: "
                           f"{' '.join(str(exc).split())[:160]}", RuntimeWarning, stacklevel=2)
             return None
-        shapes = (tuple(x_shape), tuple(x_shape), (batch,))
+        shapes = (tuple(x_shape), tuple(x_shape), (x_shape[0],))
         return cls(graphed, eager, shapes)
 
     def __call__(self, x_t: torch.Tensor, y: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

@@ -79,7 +79,6 @@ class PairSampler:
         self.chunk = max(1, int(chunk))
         self._queue: list[tuple[torch.Tensor, torch.Tensor]] = []
         self._chunk_start: torch.Tensor | None = None  # generator state before the open chunk
-        self._served = 0
         self.degradation = degradation
         self.generator = generator
         self.device = torch.device(device)
@@ -157,26 +156,24 @@ class PairSampler:
             return self.draw()
         if not self._queue:
             self._open_chunk()
-        self._served += 1
         return self._queue.pop(0)
 
     def _open_chunk(self) -> None:
         self._chunk_start = self.generator.get_state()
         x0, y = self.draw(self.data.batch_size * self.chunk)
         self._queue = list(zip(x0.split(self.data.batch_size), y.split(self.data.batch_size)))
-        self._served = 0
 
     def rng_state(self) -> tuple[torch.Tensor, int]:
         """(generator state, batches served from it) that `restore` resumes from: the state
         before the open chunk and how much of it was used, or the current state and 0."""
         if self._queue:
-            return self._chunk_start, self._served
+            return self._chunk_start, self.chunk - len(self._queue)
         return self.generator.get_state(), 0
 
     def restore(self, state: torch.Tensor, served: int = 0) -> None:
         """Continue exactly where the sampler that gave `rng_state()` was."""
         self.generator.set_state(state)
-        self._queue, self._served = [], 0
+        self._queue = []
         if served:
             self._open_chunk()
-            self._queue, self._served = self._queue[served:], served
+            del self._queue[:served]

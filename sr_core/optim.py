@@ -31,15 +31,11 @@ class Adam:
 
     @torch.no_grad()
     def step(self) -> None:
-        pairs = [(i, p.grad) for i, p in enumerate(self.params) if p.grad is not None]
-        if not pairs:
+        live = [(p, p.grad, m, v) for p, m, v in zip(self.params, self.exp_avg, self.exp_avg_sq) if p.grad is not None]
+        if not live:
             return
         self.steps += 1
-        idx = [i for i, _ in pairs]
-        grads = [g for _, g in pairs]
-        params = [self.params[i] for i in idx]
-        m = [self.exp_avg[i] for i in idx]
-        v = [self.exp_avg_sq[i] for i in idx]
+        params, grads, m, v = (list(column) for column in zip(*live))
         b1, b2 = self.betas
         torch._foreach_lerp_(m, grads, 1 - b1)
         torch._foreach_mul_(v, b2)

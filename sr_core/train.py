@@ -236,7 +236,7 @@ def train_stage(
                 key = (id(state.model), tuple(x0.shape), dataclasses.astuple(accel))
                 graphs = {} if graphs is None else graphs
                 if key not in graphs:
-                    graphs[key] = GraphedDenoiser.capture(forward, tuple(x0.shape), x0.shape[0])
+                    graphs[key] = GraphedDenoiser.capture(forward, tuple(x0.shape))
                 denoiser = graphs[key] or forward
             loss, parts = diffusion.loss(
                 denoiser, x0, y, generator=state.noise_gen,

@@ -99,7 +99,7 @@ def test_cuda_graph_is_a_fast_path_lever_and_needs_cuda():
 
     assert Accel().cuda_graph and not Accel.plain().cuda_graph
     model = build_model(preset("smoke"))
-    assert GraphedDenoiser.capture(FastDenoiser(model, Accel(), "cpu"), (2, 3, 16, 16), 2) is None
+    assert GraphedDenoiser.capture(FastDenoiser(model, Accel(), "cpu"), (2, 3, 16, 16)) is None
 
 
 def test_graphed_denoiser_runs_eagerly_on_other_shapes_and_without_grad():
