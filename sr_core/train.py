@@ -183,7 +183,7 @@ def train_stage(
     cfg = state.cfg.train
     device = next(state.model.parameters()).device
     accel = (accel or Accel()).for_batch(sampler.batch_pixels())
-    forward = FastDenoiser(accel.prepare(state.model, device), accel, device)
+    forward = FastDenoiser(accel.prepare(state.model, device, training=True), accel, device)
     if perceptual is not None:
         perceptual = accel.wrap_loss(perceptual, device)
     if sync_every is None:
