@@ -4,8 +4,9 @@
 # default, which on so large an input is the 16-filter configuration, with and without the
 # CUDA graph; fast, the 8-filter one), one plain timed `sr-core run`, and benchmarks/speed.py
 # (training plain / fast / fast without the graph; the inference precision x layout x cuDNN
-# grid; the scaling curve). SPEED_ARGS adds options to speed.py (e.g. "--compile", or
-# "--skip-inference"); RUNS picks the timelines, e.g. RUNS="default|fast|paper".
+# grid; the scaling curve). SPEED_ARGS adds options to speed.py (e.g. "--compile-only", or
+# "--skip-inference"), SPEED_TIMEOUT its time limit (300 s); RUNS picks the timelines, e.g.
+# RUNS="default|fast|paper".
 #
 #   OUT=outputs/bench/gpu bash benchmarks/gpu_check.sh
 #
@@ -46,6 +47,6 @@ time timeout 120 $PY -m sr_core run /tmp/astronaut512.png --scale 4 --device cud
   2>&1 | tail -4
 
 log "speed benchmark"
-timeout 300 $PY benchmarks/speed.py --device cuda --sizes 512,1024,2048,4096 --compare-side 2048 \
+timeout ${SPEED_TIMEOUT:-300} $PY benchmarks/speed.py --device cuda --sizes 512,1024,2048,4096 --compare-side 2048 \
   --steps 100 --grid ${SPEED_ARGS:-} --out "$OUT" 2>&1 | grep -v Warning | tail -30
 } 2>&1 | tee "$OUT/gpu_log.txt"

@@ -1,7 +1,7 @@
 """Speed and memory: each optimisation against the plain path, side by side in one run.
 
     python benchmarks/speed.py [--device auto] [--sizes 256,512,1024,2048] [--x4-to 4096]
-                               [--compile] [--threads N] [--out outputs/bench/speed]
+                               [--grid] [--compile-only] [--threads N] [--out outputs/bench/speed]
 
 Plain path = fp32, untiled, per-image pair synthesis, default memory layout (what the
 original does); fast path = this project's defaults (bf16 autocast and channels_last on
@@ -129,18 +129,27 @@ def pair_speed(photo: np.ndarray, device, synthesis: str, jpeg_prob: float = 0.0
 # --------------------------------------------------------------------------- inference
 def x2_step(model, device, side: int, accel: Accel, tile: int) -> dict:
     """One x2 plan step (15 diffusion steps, back-projection) to side x side."""
+    return timed_step(accel.prepare(model, device), device, side, accel, tile)[0]
+
+
+def timed_step(prepared, device, side: int, accel: Accel, tile: int,
+               warm: bool | None = None) -> tuple[dict, torch.Tensor]:
+    """Time one x2 step of an already prepared (moved, maybe compiled) model, after a warm-up
+    call (by default where it fits: first calls load kernels and tune convolutions for the
+    new shape); the figures and the step's output (for comparing variants)."""
     cfg = preset("default")
     cfg.infer.tile = tile
     diffusion = ResShiftDiffusion(cfg.diffusion)
-    lr = torch.rand(1, 3, side // 2, side // 2, device=device)
-    prepared = accel.prepare(model, device)
-    step = lambda: run_step(prepared, diffusion, lr, PlanStep((side, side)), cfg.infer,  # noqa: E731
-                            generator=torch.Generator().manual_seed(0), accel=accel)
-    if side <= (4096 if device.type == "cuda" else 512):
-        step()  # warm-up: first calls load kernels and tune convolutions for the new shape
+    lr = torch.rand(1, 3, side // 2, side // 2, device=device, generator=torch.Generator(device).manual_seed(1))
+    out: list[torch.Tensor] = []
+    step = lambda: out.append(run_step(prepared, diffusion, lr, PlanStep((side, side)), cfg.infer,  # noqa: E731
+                                       generator=torch.Generator().manual_seed(0), accel=accel)[0])
+    first_s = None
+    if warm if warm is not None else side <= (4096 if device.type == "cuda" else 512):
+        first_s = timed(step, device)[0]
     seconds, mem = timed(step, device)
-    return {"output_side": side, "seconds": seconds, "mpix_per_s": side * side / 1e6 / seconds,
-            "peak_rss_mb": mem.rss_mb, "cuda_peak_mb": mem.cuda_mb}
+    return ({"output_side": side, "seconds": seconds, "mpix_per_s": side * side / 1e6 / seconds,
+             "first_call_s": first_s, "peak_rss_mb": mem.rss_mb, "cuda_peak_mb": mem.cuda_mb}, out[-1])
 
 
 def inference_grid(device, side: int) -> list[dict]:
@@ -159,10 +168,56 @@ def inference_grid(device, side: int) -> list[dict]:
     return rows
 
 
-def perceptual_grid(device, side: int = 512, batch: int = 8, repeat: int = 10) -> list[dict]:
+def compile_grid(device, side: int) -> list[dict]:
+    """One x2 step to side^2 with the 8- and 16-filter denoisers on the fast path, eager and
+    under torch.compile with automatic (static first) and fully dynamic shapes: the first
+    call (compilation included), the warm time, and the output's distance from eager's."""
+    rows = []
+    for size in (None, (side, side)):
+        base = NextNet(preset("default", input_size=size).model).to(device).eval()
+        fast, plain = Accel(), Accel.plain()
+        r_plain, _ = timed_step(plain.prepare(copy.deepcopy(base), device), device, side, plain, 0, warm=True)
+        rows.append({"filters": base.cfg.filters, "compile": "plain", **r_plain})
+        eager, ref = timed_step(fast.prepare(copy.deepcopy(base), device), device, side, fast, 0, warm=True)
+        rows.append({"filters": base.cfg.filters, "compile": "eager", **eager,
+                     "speedup_vs_plain": r_plain["seconds"] / eager["seconds"]})
+        for dynamic in (None, True):
+            try:
+                prepared = torch.compile(fast.prepare(copy.deepcopy(base), device), dynamic=dynamic)
+                r, out = timed_step(prepared, device, side, fast, 0, warm=True)
+            except Exception as exc:  # a missing compiler toolchain is a finding, not a crash
+                rows.append({"filters": base.cfg.filters, "compile": f"dynamic={dynamic}",
+                             "error": f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"})
+                continue
+            mse = float((out - ref).pow(2).mean())
+            rows.append({"filters": base.cfg.filters, "compile": f"dynamic={dynamic}", **r,
+                         "speedup_vs_eager": eager["seconds"] / r["seconds"],
+                         "speedup_vs_plain": r_plain["seconds"] / r["seconds"],
+                         "psnr_vs_eager_db": 10 * np.log10(1 / max(mse, 1e-12))})
+        print_compile(rows[-4:], side)
+    return rows
+
+
+def print_compile(rows: list[dict], side: int) -> None:
+    for r in rows:
+        if "error" in r:
+            print(f"x2 step to {side}^2, {r['filters']:>2} filters, {r['compile']}: failed: {r['error']}")
+            continue
+        extra = (f" (x{r['speedup_vs_eager']:.2f} over eager, output {r['psnr_vs_eager_db']:.1f} dB from eager's)"
+                 if "speedup_vs_eager" in r else "")
+        if "speedup_vs_plain" in r:
+            extra += f", x{r['speedup_vs_plain']:.2f} over plain"
+        print(f"x2 step to {side}^2, {r['filters']:>2} filters, {r['compile']:<12}: first call "
+              f"{r['first_call_s']:.2f} s, warm {r['seconds']:.3f} s{extra}", flush=True)
+
+
+def perceptual_grid(device, side: int = 512, batch: int = 8, repeat: int = 10,
+                    compiled: bool = False, profile: Path | None = None) -> list[dict]:
     """The paper preset's perceptual loss (offline ST-LPIPS-VGG, forward + backward, bf16 autocast
     on CUDA) on a batch of `batch` x side^2, with the target's features recomputed every call
-    or reused (a fixed batch, as the paper preset trains on)."""
+    or reused (a fixed batch, as the paper preset trains on); with `compiled`, also the feature
+    network under torch.compile; with `profile`, a profiler's table of the reused-target step
+    (top operators by device time) written there."""
     from sr_core import lpips_offline
 
     try:
@@ -171,19 +226,46 @@ def perceptual_grid(device, side: int = 512, batch: int = 8, repeat: int = 10) -
         return [{"error": str(exc)}]
     y = torch.rand(batch, 3, side, side, device=device) * 2 - 1
     x = (y + 0.1 * torch.randn_like(y)).clamp(-1, 1).requires_grad_(True)
+
+    def step(reuse: bool = True):
+        if not reuse:
+            net.forget_target()
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            d = net(x, y).float().mean()
+        d.backward()
+
     rows = []
     for reuse in (False, True):
-        def step():
-            if not reuse:
-                net.forget_target()
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                d = net(x, y).float().mean()
-            d.backward()
+        step(reuse)
+        seconds, mem = timed(lambda: step(reuse), device, repeat)
+        rows.append({"side": side, "batch": batch, "reuse_target": reuse, "compiled": False,
+                     "ms": 1000 * seconds, "cuda_peak_mb": mem.cuda_mb})
+    if profile is not None:
+        from torch.profiler import ProfilerActivity, profile as torch_profile
 
-        step()
-        seconds, mem = timed(step, device, repeat)
-        rows.append({"side": side, "batch": batch, "reuse_target": reuse, "ms": 1000 * seconds,
-                     "cuda_peak_mb": mem.cuda_mb})
+        activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+        with torch_profile(activities=activities) as prof:
+            for _ in range(3):
+                step()
+            sync(device)
+        key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+        profile.write_text(prof.key_averages().table(sort_by=key, row_limit=25))
+    if compiled:
+        net.forget_target()
+        net.normalised_features = torch.compile(net.normalised_features)  # an instance attribute shadows the method
+        try:
+            t0 = time.perf_counter()
+            step()
+            sync(device)
+            first_s = time.perf_counter() - t0
+            seconds, mem = timed(step, device, repeat)
+            rows.append({"side": side, "batch": batch, "reuse_target": True, "compiled": True,
+                         "ms": 1000 * seconds, "first_call_s": first_s, "cuda_peak_mb": mem.cuda_mb})
+        except Exception as exc:
+            rows.append({"side": side, "batch": batch, "compiled": True,
+                         "error": f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"})
+        finally:
+            del net.normalised_features
     net.forget_target()
     return rows
 
@@ -234,9 +316,32 @@ def print_training(report: dict) -> None:
             print(f"train {preset_name:<8} fast without the CUDA graph {r['fast_no_graph']['steps_per_s']:.2f} steps/s "
                   f"(the graph: x{r['no_graph_speedup']:.2f}); with one batch of pairs a call "
                   f"{r['fast_no_chunk']['steps_per_s']:.2f} steps/s (8 a call: x{r['no_chunk_speedup']:.2f})")
-        if "compiled" in r:
-            print(f"train {preset_name:<8} compiled {r['compiled']['steps_per_s']:.2f} steps/s "
-                  f"(x{r['compile_speedup']:.2f} over fast; warm-up {r['compiled']['warmup_s']:.1f} s)")
+
+
+def print_perceptual(rows: list[dict]) -> None:
+    for r in rows:
+        print(f"perceptual loss, {r['error']}" if "error" in r else
+              f"perceptual loss fwd+bwd, {r['batch']} x {r['side']}^2, target features "
+              f"{'reused  ' if r['reuse_target'] else 'computed'}{', compiled' if r['compiled'] else ''}: "
+              f"{r['ms']:.1f} ms, CUDA peak {r['cuda_peak_mb']:.0f} MB"
+              + (f" (first call {r['first_call_s']:.1f} s)" if "first_call_s" in r else ""))
+
+
+def compile_only(args, device, report: dict, out: Path) -> dict:
+    """--compile-only: torch.compile against the eager fast path and the plain path (an x2 step
+    to --compare-side per network width), and the perceptual loss eager and compiled, each
+    part saved as soon as it is measured. (Compiled training of the denoiser was measured
+    once, at 0.5x on an H100 and 0.7x on the CPU, and is not offered.)"""
+    save = lambda: (out / "speed.json").write_text(json.dumps(report, indent=2))  # noqa: E731
+    report["compile_grid"] = compile_grid(device, args.compare_side)
+    save()
+    if not args.skip_perceptual:
+        side = 512 if device.type == "cuda" else 128
+        report["perceptual_grid"] = perceptual_grid(device, side=side, compiled=True,
+                                                    profile=out / "perceptual-profile.txt")
+        print_perceptual(report["perceptual_grid"])
+        save()
+    return report
 
 
 def main(argv=None) -> dict:
@@ -246,8 +351,10 @@ def main(argv=None) -> dict:
     p.add_argument("--compare-side", type=int, default=512, help="output side of the plain-vs-fast inference ratio")
     p.add_argument("--steps", type=int, default=30, help="training steps timed per preset and path")
     p.add_argument("--x4-to", type=int, default=0, help="also time a whole x4 to this output side (0: skip)")
-    p.add_argument("--compile", action="store_true", help="also time training with torch.compile")
     p.add_argument("--skip-inference", action="store_true", help="time training only")
+    p.add_argument("--compile-only", action="store_true", help="only torch.compile against the eager fast "
+                   "path: an x2 step to --compare-side per network width, the perceptual loss")
+    p.add_argument("--skip-perceptual", action="store_true", help="with --compile-only: no perceptual loss")
     p.add_argument("--grid", action="store_true", help="also time one x2 step to --compare-side for each "
                    "network width, precision and memory layout, and the perceptual loss's variants")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice; on a shared "
@@ -261,6 +368,10 @@ def main(argv=None) -> dict:
     report: dict = {"device": str(device), "device_name": name, "torch": torch.__version__,
                     "threads": torch.get_num_threads(), "train": {}, "pairs": {}, "inference": {},
                     "scaling": [], "x4": None}
+    if args.compile_only:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        return compile_only(args, device, report, out)
     photo = np.random.default_rng(0).random((128, 128, 3)).astype(np.float32)
     fast, plain = Accel(), Accel.plain()
 
@@ -306,17 +417,6 @@ def main(argv=None) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     (out / "speed.json").write_text(json.dumps(report, indent=2))
     figure(report, out / "speed.png")
-    if args.compile:  # last: compilation can take minutes, and the figures above are already saved
-        try:
-            compiled = training_speed("default", photo, device, Accel(compile=True), "batched", args.steps)
-            report["train"]["default"]["compiled"] = compiled
-            report["train"]["default"]["compile_speedup"] = (compiled["steps_per_s"]
-                                                             / report["train"]["default"]["fast"]["steps_per_s"])
-        except Exception as exc:  # a missing compiler toolchain is a finding, not a crash
-            report["train"]["default"]["compile_error"] = f"{type(exc).__name__}: {str(exc)[:200]}"
-            print(f"torch.compile failed: {report['train']['default']['compile_error']}")
-        (out / "speed.json").write_text(json.dumps(report, indent=2))
-
     print_training(report)
     q = report["pairs"]
     print(f"pairs (default, batch 16): per-image {q['per_sample_ms']:.2f} ms, batched {q['batched_ms']:.2f} ms "
@@ -324,10 +424,7 @@ def main(argv=None) -> dict:
     for r in report.get("grid", []):
         print(f"x2 step to {side}^2, {r['filters']:>2} filters, {r['precision']}, "
               f"{'NHWC' if r['channels_last'] else 'NCHW'}: {r['seconds']:.3f} s, CUDA peak {r['cuda_peak_mb']:.0f} MB")
-    for r in report.get("perceptual_grid", []):
-        print(f"perceptual loss, {r['error']}" if "error" in r else
-              f"perceptual loss fwd+bwd, {r['batch']} x {r['side']}^2, target features "
-              f"{'reused  ' if r['reuse_target'] else 'computed'}: {r['ms']:.1f} ms, CUDA peak {r['cuda_peak_mb']:.0f} MB")
+    print_perceptual(report.get("perceptual_grid", []))
     r = report["inference"]
     print(f"x2 step to {side}^2: plain {r['plain']['seconds']:.3f} s, fast {r['fast']['seconds']:.3f} s: "
           f"x{r['speedup']:.2f}")

@@ -1,7 +1,7 @@
 """Where one whole `sr-core run` job's time goes: start-up, set-up, training steps, upscale, saving.
 
     python benchmarks/timeline.py PHOTO [--preset default] [--scale 4] [--device cuda]
-                                  [--no-cuda-graph] [--out outputs/bench/timeline]
+                                  [--no-cuda-graph] [--compile] [--out outputs/bench/timeline]
 
 Runs the CLI's `run` in this process with timers around its phases (imports, device
 start, image scales, pair samplers, the perceptual network, CUDA graph capture, each
@@ -75,6 +75,7 @@ def main(argv=None) -> dict:
     p.add_argument("--scale", default="4")
     p.add_argument("--device", default="cuda")
     p.add_argument("--no-cuda-graph", action="store_true")
+    p.add_argument("--compile", action="store_true", help="pass --compile to the job (compilation counts)")
     p.add_argument("--out", default="outputs/bench/timeline")
     args = p.parse_args(argv)
     out = Path(args.out)
@@ -121,6 +122,8 @@ def main(argv=None) -> dict:
                 "--out", str(out / f"run_{args.preset}"), "--overwrite", "-q"]
     if args.no_cuda_graph:
         cli_args.append("--no-cuda-graph")
+    if args.compile:
+        cli_args.append("--compile")
     t = time.perf_counter()
     rc = sr_core.cli.main(cli_args)
     job = time.perf_counter() - t
@@ -128,7 +131,8 @@ def main(argv=None) -> dict:
     gaps = [b - a for a, b in zip(stamps, stamps[1:])]
     med = statistics.median(gaps) if gaps else 0.0
     report = {
-        "preset": args.preset, "device": args.device, "cuda_graph": not args.no_cuda_graph, "rc": rc,
+        "preset": args.preset, "device": args.device, "cuda_graph": not args.no_cuda_graph,
+        "compile": args.compile, "rc": rc,
         "device_name": torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu",
         "import_torch_s": T_TORCH - T0, "import_sr_core_s": T_SR_CORE - T_TORCH, "device_start_s": device_start,
         "cli_job_s": job, "process_s": time.perf_counter() - T0,
@@ -145,9 +149,11 @@ def main(argv=None) -> dict:
         "slow_gaps_extra_s": sum(g - med for g in gaps if g > 5 * med),
         "steps_at_median_s": med * len(stamps),
     }
-    (out / f"timeline_{args.preset}{'_nograph' if args.no_cuda_graph else ''}.json").write_text(
+    suffix = ("_nograph" if args.no_cuda_graph else "") + ("_compile" if args.compile else "")
+    (out / f"timeline_{args.preset}{suffix}.json").write_text(
         json.dumps(report, indent=2))
-    print(f"== {args.preset} on {report['device_name']} (CUDA graph {'off' if args.no_cuda_graph else 'on, where CUDA'})")
+    print(f"== {args.preset} on {report['device_name']} (CUDA graph {'off' if args.no_cuda_graph else 'on, where CUDA'}"
+          f"{', compiled' if args.compile else ''})")
     print(f"process {report['process_s']:.2f} s = import torch {report['import_torch_s']:.2f} + sr_core "
           f"{report['import_sr_core_s']:.2f} + device start {device_start:.2f} + job {job:.2f}")
     for k, v in sorted(report["phases_s"].items(), key=lambda kv: -kv[1]):
