@@ -121,6 +121,9 @@ class InferConfig:
     clamp: bool = True
     stochastic: bool = True  # False: deterministic sampler (posterior mean, no fresh noise)
     back_projection: int = 0  # iterations of back-projection onto the step's input (0 = off)
+    # Noisy or JPEG'd photos: blur (Gaussian sigma, input pixels) of the residual when the first
+    # step back-projects onto the user's image, so its noise is not copied back; 0 = exact.
+    bp_residual_blur: float = 0.0
     project_every_step: bool = False  # also back-project the model's x0 guess at every reverse step
     self_ensemble: bool = False  # average the model over the 8 flips/rotations (8x the cost)
     tile: int = -1  # model calls in N-pixel tiles; 0 = never tile; -1 = automatic from free memory
@@ -208,6 +211,8 @@ class Config:
             raise UserError(f"lr_schedule must be 'step' or 'cosine', got {tr.lr_schedule!r}")
         if self.infer.back_projection < 0:
             raise UserError("back_projection must be >= 0")
+        if not 0 <= self.infer.bp_residual_blur <= 8:
+            raise UserError(f"bp_residual_blur must be in [0, 8] pixels, got {self.infer.bp_residual_blur}")
         if tr.checkpoint_every < 1:
             raise UserError("checkpoint_every must be >= 1")
 

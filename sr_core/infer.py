@@ -138,8 +138,10 @@ def run_step(
     generator: torch.Generator,
     keep_frames: bool = False,
     accel: Accel | None = None,
+    residual_blur: float = 0.0,
 ) -> tuple[torch.Tensor, list[StepFrame]]:
-    """One plan step on a 1 x 3 x H x W tensor in [0, 1]."""
+    """One plan step on a 1 x 3 x H x W tensor in [0, 1]; `residual_blur` for back-projection
+    onto a noisy `image` (`back_project`)."""
     w, h = step.size
     device = image.device
     tile = cfg.tile if cfg.tile >= 0 else auto_tile(device, w * h)
@@ -154,7 +156,7 @@ def run_step(
 
         denoiser = SelfEnsemble(denoiser)
     if cfg.back_projection and cfg.project_every_step and not step.refine_only:
-        denoiser = ProjectedDenoiser(denoiser, image, cfg.back_projection, cfg.resampler)
+        denoiser = ProjectedDenoiser(denoiser, image, cfg.back_projection, cfg.resampler, residual_blur)
     y01 = image if step.refine_only else resize(image, (h, w), cfg.resampler).clamp(0, 1)
     y = y01 * 2 - 1
     frames: list[StepFrame] = []
@@ -166,7 +168,7 @@ def run_step(
             frames.append(StepFrame(frame.t, frame.x_t.cpu(), frame.x0_pred.cpu()))
     out = ((x0 + 1) / 2).clamp(0, 1)
     if cfg.back_projection and not step.refine_only:
-        out = back_project(out, image, cfg.back_projection, resampler=cfg.resampler)
+        out = back_project(out, image, cfg.back_projection, resampler=cfg.resampler, residual_blur=residual_blur)
     return out.to(device), frames
 
 
@@ -178,25 +180,37 @@ class ProjectedDenoiser:
     x_t is built from the true image.
     """
 
-    def __init__(self, denoiser, lr: torch.Tensor, iterations: int, resampler: str):
+    def __init__(self, denoiser, lr: torch.Tensor, iterations: int, resampler: str, residual_blur: float = 0.0):
         self.denoiser, self.lr, self.iterations, self.resampler = denoiser, lr, iterations, resampler
+        self.residual_blur = residual_blur
 
     def __call__(self, x_t: torch.Tensor, y: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         x0 = self.denoiser(x_t, y, t)
         lr = self.lr.to(device=x0.device, dtype=x0.dtype)
-        return back_project(((x0 + 1) / 2).clamp(0, 1), lr, self.iterations, resampler=self.resampler) * 2 - 1
+        return back_project(((x0 + 1) / 2).clamp(0, 1), lr, self.iterations, resampler=self.resampler,
+                            residual_blur=self.residual_blur) * 2 - 1
 
 
-def back_project(hr: torch.Tensor, lr: torch.Tensor, iterations: int, *, resampler: str = "bicubic") -> torch.Tensor:
+def back_project(hr: torch.Tensor, lr: torch.Tensor, iterations: int, *, resampler: str = "bicubic",
+                 residual_blur: float = 0.0) -> torch.Tensor:
     """Iterative back-projection: nudge `hr` until, downscaled, it matches `lr`.
 
     Downscaling is antialiased bicubic (how LR images are usually made); the residual is
-    brought back up with the inference resampler.
+    brought back up with the inference resampler. `residual_blur` > 0 low-passes the residual
+    first (a Gaussian of that sigma in LR pixels): `hr` then matches `lr`'s coarse content
+    but not its pixel-level noise.
     """
     h, w = lr.shape[-2:]
     H, W = hr.shape[-2:]
+    kernel = None
+    if residual_blur > 0:
+        from sr_core.degradation import filter2d, gaussian_kernel
+
+        kernel = gaussian_kernel(2 * math.ceil(3 * residual_blur) + 1, residual_blur).to(lr)
     for _ in range(iterations):
         residual = lr - resize(hr, (h, w), "bicubic", antialias=True)
+        if kernel is not None:
+            residual = filter2d(residual, kernel)
         hr = (hr + resize(residual, (H, W), resampler)).clamp(0, 1)
     return hr
 
@@ -227,8 +241,10 @@ def upscale(
     bar = tqdm(plan, desc="upscale", disable=not progress, leave=True, dynamic_ncols=True)
     for i, step in enumerate(bar):
         bar.set_postfix_str(f"{step.size[0]}x{step.size[1]}{' refine' if step.refine_only else ''}")
+        # Only the user's image can be noisy: later steps project onto our own clean output.
         current, frames = run_step(model, diffusion, current, step, cfg, generator=generator,
-                                   keep_frames=keep_frames, accel=accel)
+                                   keep_frames=keep_frames, accel=accel,
+                                   residual_blur=cfg.bp_residual_blur if i == 0 else 0.0)
         arr = to_numpy(current)
         result.intermediates.append(arr)
         if keep_frames:
