@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-import torch
 
 from sr_core.config import InferConfig, preset
 from sr_core.diffusion import ResShiftDiffusion
