@@ -151,3 +151,15 @@ def test_speed_flags_reach_the_accelerator_options():
     assert fast.cuda_graph and fast.precision == "auto" and not fast.compile
     plainer = _accel(parse(["train", "x.png", "--no-cuda-graph", "--precision", "fp32"]))
     assert not plainer.cuda_graph and plainer.precision == "fp32"
+
+
+def test_noisy_flag_blurs_the_back_projection_residual(tmp_path, tiny_png):
+    out = tmp_path / "t"
+    assert main(["train", str(tiny_png), "--out", str(out), *TINY]) == 0
+    ckpt = str(out / "checkpoints" / "last.pt")
+    plain, noisy = tmp_path / "plain.png", tmp_path / "noisy.png"
+    assert main(["upscale", str(tiny_png), "-c", ckpt, "--scale", "2", "-o", str(plain), "-q"]) == 0
+    assert main(["upscale", str(tiny_png), "-c", ckpt, "--scale", "2", "-o", str(noisy), "-q", "--noisy"]) == 0
+    cfgs = [json.loads(p.with_name(p.stem + "_config.json").read_text()) for p in (plain, noisy)]
+    assert [c["infer"]["bp_residual_blur"] for c in cfgs] == [0.0, 1.0]
+    assert not np.array_equal(load_image(plain).rgb, load_image(noisy).rgb)
