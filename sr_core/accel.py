@@ -101,9 +101,10 @@ class Accel:
 
         With `compile`, inference runs the model under torch.compile, measured faster than
         eager on both machines (docs/performance.md): on an H100 an x2 step to 2048^2 1.8-2.1x
-        with static shapes (1.5-1.8x dynamic), on this project's 2-core CPU 1.2-1.5x with
-        dynamic shapes (1.1x static). Static on CUDA means one compilation per new shape (an x4
-        is two plan steps: two); after the first recompilation torch goes dynamic by itself.
+        with static shapes (1.5-1.8x dynamic); on this project's 2-core CPU 1.1-1.5x with
+        dynamic shapes (static ones 1.1x at 128^2, level with dynamic at 512^2, and they
+        compile once per size). Static on CUDA means one compilation per new shape (an x4 is
+        two plan steps: two); after the first recompilation torch goes dynamic by itself.
         The training denoiser is never compiled: compiled training ran at 0.5x on the H100
         (it cannot use the CUDA graph) and 0.7x on the CPU, and torch's inductor failed on its
         backward with dynamic shapes.
