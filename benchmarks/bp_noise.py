@@ -2,7 +2,7 @@
 whether a blind noise estimate could tell when to use it.
 
     python benchmarks/bp_noise.py [--images astronaut,rocket] [--protocols realistic,bicubic]
-                                  [--threads 2] [--out outputs/bench/bp_noise]
+                                  [--perceptual] [--threads 2] [--out outputs/bench/bp_noise]
     python benchmarks/bp_noise.py --estimate-noise   # Immerkaer's estimate on every default-set LR
 
 Back-projection makes the output, downscaled, match the LR exactly; on a noisy, JPEG'd LR
@@ -10,9 +10,12 @@ that also copies its noise back. For each case the `default` preset is trained o
 `sr-core bench` trains it, perceptual loss off) and its x2 output is made with each variant
 from the same weights, so the differences are paired, not seed noise. Variants: 0, 3, 5 and
 10 (`default`) iterations, and 10 iterations with the LR residual blurred by a Gaussian of
-sigma 0.5 / 0.7 / 1.0 LR pixels before it is brought up. Prints PSNR-Y, writes results.json
-under --out. `--estimate-noise` prints Immerkaer's (1996) fast noise estimate (grey levels,
-on the luma) of the bicubic and realistic LR of every default-set image. Not a test.
+sigma 0.5 / 0.7 / 1.0 LR pixels before it is brought up (`infer.bp_residual_blur`, which
+this script's first version, commit 4e0cf38, patched in); with --perceptual also IBP
+(bicubic + 10 iterations) and each variant's perceptual distance and NIQE. Prints PSNR-Y,
+writes results.json under --out. `--estimate-noise` prints Immerkaer's (1996) fast noise
+estimate (grey levels, on the luma) of the bicubic and realistic LR of every default-set
+image. Not a test.
 """
 
 from __future__ import annotations
@@ -23,36 +26,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-import sr_core.infer as infer
-from sr_core.bench import DEFAULT_CROP, load_images, measure
+from sr_core.bench import DEFAULT_CROP, load_images, measure, perceptual_metric
 from sr_core.config import preset
 from sr_core.diffusion import ResShiftDiffusion
-from sr_core.infer import progressive_plan, resize, target_size, upscale
+from sr_core.infer import back_project, bicubic_upscale, progressive_plan, target_size, upscale
 from sr_core.metrics import rgb_to_y
 from sr_core.protocols import make_lr, quantize8
 from sr_core.train import train
-
-
-def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of an N x C x H x W tensor, edges replicated."""
-    r = int(3 * sigma + 0.5)
-    k = torch.exp(-0.5 * (torch.arange(-r, r + 1, dtype=x.dtype) / sigma) ** 2)
-    k = (k / k.sum()).repeat(x.shape[1], 1, 1, 1)
-    x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="replicate"), k.view(-1, 1, 1, 2 * r + 1), groups=x.shape[1])
-    return F.conv2d(F.pad(x, (0, 0, r, r), mode="replicate"), k.view(-1, 1, 2 * r + 1, 1), groups=x.shape[1])
-
-
-def smoothed_back_project(sigma: float):
-    """`infer.back_project` with the LR residual blurred before it is brought up."""
-    def back_project(hr, lr, iterations, *, resampler="bicubic"):
-        h, w = lr.shape[-2:]
-        for _ in range(iterations):
-            residual = gaussian_blur(lr - resize(hr, (h, w), "bicubic", antialias=True), sigma)
-            hr = (hr + resize(residual, hr.shape[-2:], resampler)).clamp(0, 1)
-        return hr
-    return back_project
 
 
 VARIANTS = [("10 iterations (default)", 10, None), ("0", 0, None), ("3", 3, None), ("5", 5, None),
@@ -73,6 +54,7 @@ def main(argv=None) -> int:
     p.add_argument("--protocols", default="realistic,bicubic")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--estimate-noise", action="store_true")
+    p.add_argument("--perceptual", action="store_true", help="also the perceptual metric and NIQE, and IBP")
     p.add_argument("--out", default="outputs/bench/bp_noise")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -82,7 +64,16 @@ def main(argv=None) -> int:
                 est = {pr: immerkaer(rgb_to_y(make_lr(hr, scale, pr, name=name).lr)) for pr in ("bicubic", "realistic")}
                 print(f"{name:<10} x{scale}: bicubic LR {est['bicubic']:.2f}, realistic LR {est['realistic']:.2f} grey levels")
         return 0
-    rows, original = [], infer.back_project
+    rows = []
+    metric = perceptual_metric() if args.perceptual else (None, "off")
+
+    def record(name, protocol, label, out, hr):
+        m = measure(quantize8(out), hr, 2, metric)
+        rows.append({"image": name, "protocol": protocol, "scale": 2, "variant": label, "psnr_y": m["psnr_y"],
+                     **({"perceptual": m["perceptual"], "niqe": m["niqe"]} if args.perceptual else {})})
+        extra = f"  perceptual {m['perceptual']:.4f}  NIQE {m['niqe']:.2f}" if args.perceptual else ""
+        print(f"{protocol:<9} x2 {name:<10} {label:<24} {m['psnr_y']:.3f}{extra}", flush=True)
+
     for protocol in args.protocols.split(","):
         for name in args.images.split(","):
             hr = dict(load_images(None, DEFAULT_CROP, only=[name]))[name]
@@ -94,16 +85,15 @@ def main(argv=None) -> int:
             plan = progressive_plan(size, target_size(size, scale=2), max_step=cfg.infer.max_step_factor,
                                     final_pass=cfg.infer.final_pass)
             for label, iterations, sigma in VARIANTS:
-                infer.back_project = original if sigma is None else smoothed_back_project(sigma)
-                cfg.infer.back_projection = iterations
-                try:
-                    out = upscale(model, rgb, plan, ResShiftDiffusion(cfg.diffusion), cfg.infer, seed=cfg.seed,
-                                  progress=False).image
-                finally:
-                    infer.back_project = original
-                psnr = measure(quantize8(out), case.hr, 2, (None, "off"))["psnr_y"]
-                rows.append({"image": name, "protocol": protocol, "scale": 2, "variant": label, "psnr_y": psnr})
-                print(f"{protocol:<9} x2 {name:<10} {label:<24} {psnr:.3f}", flush=True)
+                cfg.infer.back_projection, cfg.infer.bp_residual_blur = iterations, sigma or 0.0
+                out = upscale(model, rgb, plan, ResShiftDiffusion(cfg.diffusion), cfg.infer, seed=cfg.seed,
+                              progress=False).image
+                record(name, protocol, label, out, case.hr)
+            if args.perceptual:
+                start = torch.from_numpy(bicubic_upscale(rgb, (2 * size[0], 2 * size[1]))).permute(2, 0, 1)[None]
+                lr_t = torch.from_numpy(rgb).permute(2, 0, 1)[None]
+                ibp = back_project(start.float(), lr_t, 10)[0].permute(1, 2, 0).numpy()
+                record(name, protocol, "IBP (bicubic + 10)", ibp, case.hr)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(rows, indent=1))
