@@ -29,8 +29,9 @@ import torch
 
 from sr_core.bench import DEFAULT_CROP, load_images, measure, perceptual_metric
 from sr_core.config import preset
+from sr_core.data import to_numpy, to_tensor
 from sr_core.diffusion import ResShiftDiffusion
-from sr_core.infer import back_project, bicubic_upscale, progressive_plan, target_size, upscale
+from sr_core.infer import back_project, progressive_plan, resize, target_size, upscale
 from sr_core.metrics import rgb_to_y
 from sr_core.protocols import make_lr, quantize8
 from sr_core.train import train
@@ -90,10 +91,9 @@ def main(argv=None) -> int:
                               progress=False).image
                 record(name, protocol, label, out, case.hr)
             if args.perceptual:
-                start = torch.from_numpy(bicubic_upscale(rgb, (2 * size[0], 2 * size[1]))).permute(2, 0, 1)[None]
-                lr_t = torch.from_numpy(rgb).permute(2, 0, 1)[None]
-                ibp = back_project(start.float(), lr_t, 10)[0].permute(1, 2, 0).numpy()
-                record(name, protocol, "IBP (bicubic + 10)", ibp, case.hr)
+                lr_t = to_tensor(rgb)
+                start = resize(lr_t, (2 * size[1], 2 * size[0]), "bicubic").clamp(0, 1)
+                record(name, protocol, "IBP (bicubic + 10)", to_numpy(back_project(start, lr_t, 10)), case.hr)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(rows, indent=1))

@@ -84,6 +84,11 @@ class PeakMemory:
         return False
 
 
+def one_line(exc: Exception) -> str:
+    """An exception as one short line, for the report (a missing compiler is a finding)."""
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+
+
 def timed(fn, device: torch.device, repeat: int = 1) -> tuple[float, PeakMemory]:
     """Seconds per call (after everything queued has finished) and the peak memory."""
     sync(device)
@@ -187,7 +192,7 @@ def compile_grid(device, side: int) -> list[dict]:
                 r, out = timed_step(prepared, device, side, fast, 0, warm=True)
             except Exception as exc:  # a missing compiler toolchain is a finding, not a crash
                 rows.append({"filters": base.cfg.filters, "compile": f"dynamic={dynamic}",
-                             "error": f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"})
+                             "error": one_line(exc)})
                 continue
             mse = float((out - ref).pow(2).mean())
             rows.append({"filters": base.cfg.filters, "compile": f"dynamic={dynamic}", **r,
@@ -254,16 +259,13 @@ def perceptual_grid(device, side: int = 512, batch: int = 8, repeat: int = 10,
         net.forget_target()
         net.normalised_features = torch.compile(net.normalised_features)  # an instance attribute shadows the method
         try:
-            t0 = time.perf_counter()
-            step()
-            sync(device)
-            first_s = time.perf_counter() - t0
+            first_s = timed(step, device)[0]
             seconds, mem = timed(step, device, repeat)
             rows.append({"side": side, "batch": batch, "reuse_target": True, "compiled": True,
                          "ms": 1000 * seconds, "first_call_s": first_s, "cuda_peak_mb": mem.cuda_mb})
         except Exception as exc:
             rows.append({"side": side, "batch": batch, "compiled": True,
-                         "error": f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"})
+                         "error": one_line(exc)})
         finally:
             del net.normalised_features
     net.forget_target()
