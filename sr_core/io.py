@@ -202,6 +202,30 @@ def check_writable(path: Path, *, overwrite: bool) -> None:
         raise UserError(f"output folder is not writable: {folder}")
 
 
+def _umask() -> int:
+    """The process's umask, read without changing it where the OS allows (Linux)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: set and restore (not thread-safe, hence the above first)
+    os.umask(mask)
+    return mask
+
+
+def _plain_write_mode(path: Path) -> int:
+    """The permission bits `open(path, "w")` would leave: an existing file keeps its own, a
+    new one gets 0o666 less the umask. (A temporary file from mkstemp is 0o600, so without
+    this every result would be readable by its owner alone.)"""
+    try:
+        return path.stat().st_mode & 0o7777
+    except OSError:
+        return 0o666 & ~_umask()
+
+
 @contextlib.contextmanager
 def atomic_path(path: Path, *, overwrite: bool = True) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success it replaces `path` in one rename."""
@@ -214,6 +238,7 @@ def atomic_path(path: Path, *, overwrite: bool = True) -> Iterator[Path]:
         yield tmp_path
         if path.exists() and not overwrite:
             raise UserError(f"output already exists: {path} (use --overwrite to replace it)")
+        os.chmod(tmp_path, _plain_write_mode(path))
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():

@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -110,3 +112,25 @@ def test_unwritable_folder(tmp_path):
             atomic_write_bytes(ro / "x.bin", b"1")
     finally:
         ro.chmod(0o700)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
+def test_written_files_get_the_permissions_of_a_plain_write(tmp_path):
+    # Results are written through a mkstemp file (mode 0o600); they must come out as a plain
+    # open(path, "w") would leave them: 0o666 less the umask for a new file, an existing
+    # file's own mode when it is replaced.
+    old = os.umask(0o022)
+    try:
+        atomic_write_bytes(tmp_path / "a.bin", b"1")
+        save_image(tmp_path / "a.png", np.zeros((4, 4, 3), np.uint8))
+        os.umask(0o077)
+        atomic_write_bytes(tmp_path / "private.bin", b"1")
+        kept = tmp_path / "kept.bin"
+        kept.write_bytes(b"0")
+        kept.chmod(0o640)
+        atomic_write_bytes(kept, b"1")
+    finally:
+        os.umask(old)
+    mode = {name: (tmp_path / name).stat().st_mode & 0o777 for name in ("a.bin", "a.png", "private.bin", "kept.bin")}
+    assert mode == {"a.bin": 0o644, "a.png": 0o644, "private.bin": 0o600, "kept.bin": 0o640}
+    assert kept.read_bytes() == b"1"
