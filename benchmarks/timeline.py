@@ -1,7 +1,8 @@
 """Where one whole `sr-core run` job's time goes: start-up, set-up, training steps, upscale, saving.
 
     python benchmarks/timeline.py PHOTO [--preset default] [--scale 4] [--device cuda]
-                                  [--no-cuda-graph] [--compile] [--out outputs/bench/timeline]
+                                  [--no-cuda-graph] [--compile] [--no-loss-figure]
+                                  [--out outputs/bench/timeline]
 
 Runs the CLI's `run` in this process with timers around its phases (imports, device
 start, image scales, pair samplers, the perceptual network, CUDA graph capture, each
@@ -9,6 +10,8 @@ checkpoint, the upscale, the output file) and a time stamp at every training ste
 when the step is queued, so nothing extra waits for the GPU. A step's "gap" is the time
 from one step's start to the next's: in the steady state that is the step's cost; the first
 steps of a stage also carry the first-call costs (kernel loading, cuDNN heuristics).
+`--no-loss-figure` skips the loss figure the CLI draws in a thread during the upscale: what
+the figure costs the job.
 Prints a table and writes timeline.json under --out. Not a test: no limits.
 """
 
@@ -76,6 +79,7 @@ def main(argv=None) -> dict:
     p.add_argument("--device", default="cuda")
     p.add_argument("--no-cuda-graph", action="store_true")
     p.add_argument("--compile", action="store_true", help="pass --compile to the job (compilation counts)")
+    p.add_argument("--no-loss-figure", action="store_true", help="do not draw loss.png (its cost to the job)")
     p.add_argument("--out", default="outputs/bench/timeline")
     args = p.parse_args(argv)
     out = Path(args.out)
@@ -105,6 +109,8 @@ def main(argv=None) -> dict:
     phases.wrap(data.PairSampler, "next_batch", "first batch of pairs", first_only=True)
     phases.wrap(sr_core.infer, "run_step", "upscale plan steps")
     phases.wrap(viz, "loss_figure", "loss figure")
+    if args.no_loss_figure:
+        sr_core.cli._save_loss_figure = lambda *a: None
     t = time.perf_counter()
     importlib.import_module("tqdm.auto")  # imported by the training loop; timed here on its own
 
@@ -132,7 +138,7 @@ def main(argv=None) -> dict:
     med = statistics.median(gaps) if gaps else 0.0
     report = {
         "preset": args.preset, "device": args.device, "cuda_graph": not args.no_cuda_graph,
-        "compile": args.compile, "rc": rc,
+        "compile": args.compile, "loss_figure": not args.no_loss_figure, "rc": rc,
         "device_name": torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu",
         "import_torch_s": T_TORCH - T0, "import_sr_core_s": T_SR_CORE - T_TORCH, "device_start_s": device_start,
         "cli_job_s": job, "process_s": time.perf_counter() - T0,
@@ -150,10 +156,11 @@ def main(argv=None) -> dict:
         "steps_at_median_s": med * len(stamps),
     }
     suffix = ("_nograph" if args.no_cuda_graph else "") + ("_compile" if args.compile else "")
+    suffix += "_nofigure" if args.no_loss_figure else ""
     (out / f"timeline_{args.preset}{suffix}.json").write_text(
         json.dumps(report, indent=2))
     print(f"== {args.preset} on {report['device_name']} (CUDA graph {'off' if args.no_cuda_graph else 'on, where CUDA'}"
-          f"{', compiled' if args.compile else ''})")
+          f"{', compiled' if args.compile else ''}{', no loss figure' if args.no_loss_figure else ''})")
     print(f"process {report['process_s']:.2f} s = import torch {report['import_torch_s']:.2f} + sr_core "
           f"{report['import_sr_core_s']:.2f} + device start {device_start:.2f} + job {job:.2f}")
     for k, v in sorted(report["phases_s"].items(), key=lambda kv: -kv[1]):
