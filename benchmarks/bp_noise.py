@@ -3,7 +3,7 @@ whether a blind noise estimate could tell when to use it.
 
     python benchmarks/bp_noise.py [--images astronaut,rocket] [--protocols realistic,bicubic]
                                   [--perceptual] [--threads 2] [--out outputs/bench/bp_noise]
-    python benchmarks/bp_noise.py --estimate-noise   # Immerkaer's estimate on every default-set LR
+    python benchmarks/bp_noise.py --estimate-noise [--data FOLDER]   # blind noise estimates of each LR
 
 Back-projection makes the output, downscaled, match the LR exactly; on a noisy, JPEG'd LR
 that also copies its noise back. For each case the `default` preset is trained once (as
@@ -13,9 +13,10 @@ from the same weights, so the differences are paired, not seed noise. Variants: 
 sigma 0.5 / 0.7 / 1.0 LR pixels before it is brought up (`infer.bp_residual_blur`, which
 this script's first version, commit 4e0cf38, patched in); with --perceptual also IBP
 (bicubic + 10 iterations) and each variant's perceptual distance and NIQE. Prints PSNR-Y,
-writes results.json under --out. `--estimate-noise` prints Immerkaer's (1996) fast noise
-estimate (grey levels, on the luma) of the bicubic and realistic LR of every default-set
-image. Not a test.
+writes results.json under --out. `--estimate-noise` prints two blind noise estimates (grey
+levels, on the luma) of the bicubic and realistic LR, x2 and x4, of every default-set image
+(or of the images in --data, e.g. Set5): Immerkaer's (1996) fast estimate and the
+weak-texture patch PCA of Chen, Zhu & Heng (ICCV 2015). Not a test.
 """
 
 from __future__ import annotations
@@ -49,21 +50,35 @@ def immerkaer(y: np.ndarray) -> float:
     return float(np.sqrt(np.pi / 2) * np.abs(resp).sum() / (6 * (w - 2) * (h - 2)))
 
 
+def patch_pca_noise(y: np.ndarray, size: int = 5) -> float:
+    """Chen, Zhu & Heng's (2015) estimate: the noise variance is the mean of the patch
+    covariance's smallest eigenvalues, taking the largest tail whose mean is at most its median."""
+    patches = np.lib.stride_tricks.sliding_window_view(y, (size, size)).reshape(-1, size * size)
+    eig = np.sort(np.linalg.eigvalsh(np.cov(patches, rowvar=False)))[::-1]
+    for i in range(len(eig)):
+        if eig[i:].mean() <= np.median(eig[i:]):
+            return float(np.sqrt(max(eig[i:].mean(), 0.0)))
+    return float(np.sqrt(max(eig[-1], 0.0)))
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--images", default="astronaut,rocket")
     p.add_argument("--protocols", default="realistic,bicubic")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--estimate-noise", action="store_true")
+    p.add_argument("--data", default=None, help="with --estimate-noise: a folder of images instead of the default set")
     p.add_argument("--perceptual", action="store_true", help="also the perceptual metric and NIQE, and IBP")
     p.add_argument("--out", default="outputs/bench/bp_noise")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.estimate_noise:
-        for name, hr in load_images(None, DEFAULT_CROP):
+        for name, hr in load_images(args.data, DEFAULT_CROP):
             for scale in (2, 4):
-                est = {pr: immerkaer(rgb_to_y(make_lr(hr, scale, pr, name=name).lr)) for pr in ("bicubic", "realistic")}
-                print(f"{name:<10} x{scale}: bicubic LR {est['bicubic']:.2f}, realistic LR {est['realistic']:.2f} grey levels")
+                ys = {pr: rgb_to_y(make_lr(hr, scale, pr, name=name).lr) for pr in ("bicubic", "realistic")}
+                print(f"{name:<10} x{scale}: Immerkaer bicubic LR {immerkaer(ys['bicubic']):5.2f}, realistic LR "
+                      f"{immerkaer(ys['realistic']):5.2f}; patch PCA bicubic LR {patch_pca_noise(ys['bicubic']):5.2f}, "
+                      f"realistic LR {patch_pca_noise(ys['realistic']):5.2f} grey levels")
         return 0
     rows = []
     metric = perceptual_metric() if args.perceptual else (None, "off")
