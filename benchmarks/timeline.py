@@ -2,7 +2,7 @@
 
     python benchmarks/timeline.py PHOTO [--preset default] [--scale 4] [--device cuda]
                                   [--no-cuda-graph] [--compile] [--no-loss-figure]
-                                  [--out outputs/bench/timeline]
+                                  [--out outputs/bench/timeline] [--tag NAME] [-- JOB OPTIONS]
 
 Runs the CLI's `run` in this process with timers around its phases (imports, device
 start, image scales, pair samplers, the perceptual network, CUDA graph capture, each
@@ -11,7 +11,8 @@ when the step is queued, so nothing extra waits for the GPU. A step's "gap" is t
 from one step's start to the next's: in the steady state that is the step's cost; the first
 steps of a stage also carry the first-call costs (kernel loading, cuDNN heuristics).
 `--no-loss-figure` skips the loss figure the CLI draws in a thread during the upscale: what
-the figure costs the job.
+the figure costs the job. Options after `--` go to the job (e.g. `-- --infer.ensemble_steps 0`);
+`--tag` names its JSON file apart.
 Prints a table and writes timeline.json under --out. Not a test: no limits.
 """
 
@@ -81,7 +82,11 @@ def main(argv=None) -> dict:
     p.add_argument("--compile", action="store_true", help="pass --compile to the job (compilation counts)")
     p.add_argument("--no-loss-figure", action="store_true", help="do not draw loss.png (its cost to the job)")
     p.add_argument("--out", default="outputs/bench/timeline")
-    args = p.parse_args(argv)
+    p.add_argument("--tag", default="", help="appended to the JSON file's name")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    job_options = argv[argv.index("--") + 1:] if "--" in argv else []
+    args = p.parse_args(argv[:len(argv) - len(job_options) - (1 if "--" in argv else 0)])
+    args.job_options = job_options
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -130,6 +135,7 @@ def main(argv=None) -> dict:
         cli_args.append("--no-cuda-graph")
     if args.compile:
         cli_args.append("--compile")
+    cli_args += args.job_options
     t = time.perf_counter()
     rc = sr_core.cli.main(cli_args)
     job = time.perf_counter() - t
@@ -138,7 +144,7 @@ def main(argv=None) -> dict:
     med = statistics.median(gaps) if gaps else 0.0
     report = {
         "preset": args.preset, "device": args.device, "cuda_graph": not args.no_cuda_graph,
-        "compile": args.compile, "loss_figure": not args.no_loss_figure, "rc": rc,
+        "compile": args.compile, "loss_figure": not args.no_loss_figure, "job_options": args.job_options, "rc": rc,
         "device_name": torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu",
         "import_torch_s": T_TORCH - T0, "import_sr_core_s": T_SR_CORE - T_TORCH, "device_start_s": device_start,
         "cli_job_s": job, "process_s": time.perf_counter() - T0,
@@ -156,11 +162,12 @@ def main(argv=None) -> dict:
         "steps_at_median_s": med * len(stamps),
     }
     suffix = ("_nograph" if args.no_cuda_graph else "") + ("_compile" if args.compile else "")
-    suffix += "_nofigure" if args.no_loss_figure else ""
+    suffix += ("_nofigure" if args.no_loss_figure else "") + (f"_{args.tag}" if args.tag else "")
     (out / f"timeline_{args.preset}{suffix}.json").write_text(
         json.dumps(report, indent=2))
     print(f"== {args.preset} on {report['device_name']} (CUDA graph {'off' if args.no_cuda_graph else 'on, where CUDA'}"
-          f"{', compiled' if args.compile else ''}{', no loss figure' if args.no_loss_figure else ''})")
+          f"{', compiled' if args.compile else ''}{', no loss figure' if args.no_loss_figure else ''}"
+          f"{', job options ' + ' '.join(args.job_options) if args.job_options else ''})")
     print(f"process {report['process_s']:.2f} s = import torch {report['import_torch_s']:.2f} + sr_core "
           f"{report['import_sr_core_s']:.2f} + device start {device_start:.2f} + job {job:.2f}")
     for k, v in sorted(report["phases_s"].items(), key=lambda kv: -kv[1]):

@@ -125,7 +125,8 @@ class InferConfig:
     # step back-projects onto the user's image, so its noise is not copied back; 0 = exact.
     bp_residual_blur: float = 0.0
     project_every_step: bool = False  # also back-project the model's x0 guess at every reverse step
-    self_ensemble: bool = False  # average the model over the 8 flips/rotations (8x the cost)
+    self_ensemble: bool = False  # average the model over the 8 flips/rotations at every reverse step (8x the cost)
+    ensemble_steps: int = 0  # the same at the last N reverse steps of each plan step only (0 = none)
     tile: int = -1  # model calls in N-pixel tiles; 0 = never tile; -1 = automatic from free memory
 
 
@@ -209,6 +210,8 @@ class Config:
             raise UserError(f"pixel_loss must be 'mse' or 'l1', got {tr.pixel_loss!r}")
         if tr.lr_schedule not in ("step", "cosine"):
             raise UserError(f"lr_schedule must be 'step' or 'cosine', got {tr.lr_schedule!r}")
+        if self.infer.ensemble_steps < 0:
+            raise UserError("ensemble_steps must be >= 0")
         if self.infer.back_projection < 0:
             raise UserError("back_projection must be >= 0")
         if not 0 <= self.infer.bp_residual_blur <= 8:

@@ -151,10 +151,10 @@ def run_step(
     if isinstance(model, torch.nn.Module):
         call_pixels = min(w * h, tile * tile) if tile > 0 else w * h
         denoiser = TiledDenoiser(FastDenoiser(model, (accel or Accel()).for_batch(call_pixels), device), tile, device)
-    if cfg.self_ensemble:
+    if cfg.self_ensemble or cfg.ensemble_steps > 0:
         from sr_core.ensemble import SelfEnsemble
 
-        denoiser = SelfEnsemble(denoiser)
+        denoiser = SelfEnsemble(denoiser, last_steps=None if cfg.self_ensemble else cfg.ensemble_steps)
     if cfg.back_projection and cfg.project_every_step and not step.refine_only:
         denoiser = ProjectedDenoiser(denoiser, image, cfg.back_projection, cfg.resampler, residual_blur)
     y01 = image if step.refine_only else resize(image, (h, w), cfg.resampler).clamp(0, 1)

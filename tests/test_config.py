@@ -58,6 +58,10 @@ def test_validate_and_newer_version():
     cfg.model.depth = 3
     with pytest.raises(UserError, match="even"):
         cfg.validate()
+    cfg = preset("default")
+    cfg.infer.ensemble_steps = -1
+    with pytest.raises(UserError, match="ensemble_steps"):
+        cfg.validate()
     raw = preset("paper").to_dict()
     raw["config_version"] = 99
     with pytest.raises(UserError, match="newer"):

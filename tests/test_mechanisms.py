@@ -75,6 +75,16 @@ def test_self_ensemble_averages_the_eight_orientations_and_is_equivariant(shape)
     assert ens.calls == 8 * 9
 
 
+def test_self_ensemble_of_the_last_steps_only_calls_the_model_once_before_them():
+    x_t, y, t = _inputs(10, 14)
+    conv = FixedConv()
+    ens = SelfEnsemble(conv, last_steps=2)
+    early, late = torch.full_like(t, 2), torch.full_like(t, 1)
+    assert torch.equal(ens(x_t, y, early), conv(x_t, y, early)) and ens.calls == 1
+    assert torch.allclose(ens(x_t, y, late), SelfEnsemble(conv)(x_t, y, late), atol=1e-6) and ens.calls == 9
+    assert not torch.allclose(ens(x_t, y, late), conv(x_t, y, late), atol=1e-3)
+
+
 def test_self_ensemble_wraps_the_real_denoiser_on_a_non_square_image():
     model = build_model(preset("smoke")).eval()
     x_t, y, t = _inputs(20, 28, batch=1)
@@ -190,3 +200,21 @@ def test_only_the_first_plan_step_blurs_the_residual(monkeypatch):
     cfg.infer.bp_residual_blur = -1
     with pytest.raises(Exception, match="bp_residual_blur"):
         cfg.validate()
+
+
+@pytest.mark.parametrize("last", [1, 3])
+def test_inference_ensembles_only_the_last_reverse_steps_of_each_plan_step(last):
+    cfg = preset("smoke")
+    cfg.infer.ensemble_steps = last
+    steps = []
+
+    def denoiser(x_t, y, t):
+        steps.append(int(t[0]))
+        return y
+
+    rgb = np.random.default_rng(0).random((12, 16, 3)).astype(np.float32)
+    plan = progressive_plan((16, 12), (64, 48), final_pass=False)
+    upscale(denoiser, rgb, plan, ResShiftDiffusion(cfg.diffusion), cfg.infer, progress=False)
+    T = cfg.diffusion.timesteps
+    per_plan_step = [i for i in reversed(range(T)) for _ in range(8 if i < last else 1)]
+    assert len(plan) == 2 and steps == per_plan_step * 2
