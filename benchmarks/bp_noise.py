@@ -28,14 +28,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sr_core.bench import DEFAULT_CROP, load_images, measure, perceptual_metric
+from sr_core.bench import DEFAULT_CROP, load_images, measure, perceptual_metric, train_on_lr
 from sr_core.config import preset
 from sr_core.data import to_numpy, to_tensor
 from sr_core.diffusion import ResShiftDiffusion
-from sr_core.infer import back_project, progressive_plan, resize, target_size, upscale
+from sr_core.infer import back_project, resize, upscale
 from sr_core.metrics import rgb_to_y
 from sr_core.protocols import make_lr, quantize8
-from sr_core.train import train
 
 
 VARIANTS = [("10 iterations (default)", 10, None), ("0", 0, None), ("3", 3, None), ("5", 5, None),
@@ -94,12 +93,9 @@ def main(argv=None) -> int:
         for name in args.images.split(","):
             hr = dict(load_images(None, DEFAULT_CROP, only=[name]))[name]
             case = make_lr(hr, 2, protocol, name=name)
-            rgb = np.ascontiguousarray(case.lr, np.float32)
-            cfg = preset("default", input_size=(rgb.shape[1], rgb.shape[0]))
-            model = train(rgb, cfg, out_dir=None, progress=False, perceptual=None).sampling_model()
+            cfg = preset("default", input_size=(case.lr.shape[1], case.lr.shape[0]))
+            rgb, model, plan = train_on_lr(case.lr, 2, cfg, perceptual=None)
             size = (rgb.shape[1], rgb.shape[0])
-            plan = progressive_plan(size, target_size(size, scale=2), max_step=cfg.infer.max_step_factor,
-                                    final_pass=cfg.infer.final_pass)
             for label, iterations, sigma in VARIANTS:
                 cfg.infer.back_projection, cfg.infer.bp_residual_blur = iterations, sigma or 0.0
                 out = upscale(model, rgb, plan, ResShiftDiffusion(cfg.diffusion), cfg.infer, seed=cfg.seed,

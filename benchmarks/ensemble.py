@@ -17,7 +17,7 @@ under --out. Not a test.
 from __future__ import annotations
 
 import argparse
-import copy
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -25,13 +25,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sr_core.bench import load_images, measure, perceptual_metric
+from sr_core.bench import load_images, measure, perceptual_metric, train_on_lr
 from sr_core.config import preset
 from sr_core.data import to_numpy, to_tensor
 from sr_core.diffusion import ResShiftDiffusion
-from sr_core.infer import progressive_plan, run_step, target_size
+from sr_core.infer import run_step
 from sr_core.protocols import make_lr, quantize8
-from sr_core.train import train
+
 
 def variants(scale: int, timesteps: int) -> list[tuple[str, int, bool]]:
     """(label, last K reverse steps ensembled (0 = none), first plan step only)."""
@@ -50,9 +50,7 @@ def sample(model, rgb, plan, cfg, *, last: int, first_only: bool, seed: int) -> 
     hook = model.register_forward_hook(lambda *_: calls.append(1))
     try:
         for i, step in enumerate(plan):
-            step_cfg = copy.deepcopy(cfg.infer)
-            step_cfg.self_ensemble = False
-            step_cfg.ensemble_steps = last if (i == 0 or not first_only) else 0
+            step_cfg = dataclasses.replace(cfg.infer, ensemble_steps=last if (i == 0 or not first_only) else 0)
             current, _ = run_step(model, diffusion, current, step, step_cfg, generator=generator,
                                   residual_blur=step_cfg.bp_residual_blur if i == 0 else 0.0)
     finally:
@@ -80,14 +78,9 @@ def main(argv=None) -> int:
         for protocol in args.protocols.split(","):
             for name, hr in load_images(None, args.crop, only=args.images.split(",")):
                 case = make_lr(hr, args.scale, protocol, name=name)
-                rgb = np.ascontiguousarray(case.lr, np.float32)
-                size = (rgb.shape[1], rgb.shape[0])
-                cfg = preset("default", input_size=size)
+                cfg = preset("default", input_size=(case.lr.shape[1], case.lr.shape[0]))
                 cfg.seed = seed
-                plan = progressive_plan(size, target_size(size, scale=args.scale),
-                                        max_step=cfg.infer.max_step_factor, final_pass=cfg.infer.final_pass)
-                cfg.data.step_factor = (plan[0].size[0] / size[0],) * 2  # as `sr-core run` trains it
-                model = train(rgb, cfg, out_dir=None, progress=False, perceptual=None).sampling_model()
+                rgb, model, plan = train_on_lr(case.lr, args.scale, cfg, perceptual=None)
                 for label, last, first_only in variants(args.scale, cfg.diffusion.timesteps):
                     t0 = time.perf_counter()
                     sr, calls = sample(model, rgb, plan, cfg, last=last, first_only=first_only, seed=seed)

@@ -92,18 +92,27 @@ def sr_core_config(name: str, *, override: dict | None = None, steps: int | None
     return cfg
 
 
-def run_sr_core(lr: np.ndarray, scale: int, cfg, *, device: str = "cpu", perceptual="auto") -> np.ndarray:
-    """Train `cfg` on the LR image itself, then upscale it by `scale` (progressive plan)."""
-    from sr_core.diffusion import ResShiftDiffusion
-    from sr_core.infer import progressive_plan, target_size, upscale
+def train_on_lr(lr: np.ndarray, scale: int, cfg, *, device: str = "cpu", perceptual="auto"):
+    """Train `cfg` on the LR image itself, as the bench does; returns the LR as float32, the
+    model to sample with and the progressive plan to `scale` (ablation scripts reuse this)."""
+    from sr_core.infer import progressive_plan, target_size
     from sr_core.train import train
 
     rgb = np.ascontiguousarray(lr, np.float32)
-    result = train(rgb, cfg, device=device, out_dir=None, progress=False, perceptual=perceptual)
+    model = train(rgb, cfg, device=device, out_dir=None, progress=False, perceptual=perceptual).sampling_model()
     in_size = (rgb.shape[1], rgb.shape[0])
     target = target_size(in_size, scale=scale)
     plan = progressive_plan(in_size, target, max_step=cfg.infer.max_step_factor, final_pass=cfg.infer.final_pass)
-    out = upscale(result.sampling_model(), rgb, plan, ResShiftDiffusion(cfg.diffusion), cfg.infer,
+    return rgb, model, plan
+
+
+def run_sr_core(lr: np.ndarray, scale: int, cfg, *, device: str = "cpu", perceptual="auto") -> np.ndarray:
+    """Train `cfg` on the LR image itself, then upscale it by `scale` (progressive plan)."""
+    from sr_core.diffusion import ResShiftDiffusion
+    from sr_core.infer import upscale
+
+    rgb, model, plan = train_on_lr(lr, scale, cfg, device=device, perceptual=perceptual)
+    out = upscale(model, rgb, plan, ResShiftDiffusion(cfg.diffusion), cfg.infer,
                   device=device, seed=cfg.seed, progress=False)
     return out.image.astype(np.float64)
 
