@@ -33,7 +33,7 @@ from sr_core.data import PairSampler
 from sr_core.device import resolve_device
 from sr_core.diffusion import ResShiftDiffusion
 from sr_core.infer import PlanStep, progressive_plan, run_step, upscale
-from sr_core.model import NextNet
+from sr_core.model import DepthwiseConv2d, NextNet
 from sr_core.train import TrainState, train_stage
 
 
@@ -314,6 +314,9 @@ def print_training(report: dict) -> None:
         print(f"train {preset_name:<8} plain {r['plain']['steps_per_s']:7.2f} steps/s, fast "
               f"{r['fast']['steps_per_s']:7.2f} steps/s: x{r['speedup']:.2f} "
               f"(batch {r['fast']['batch']}, {r['fast']['crop']} px)")
+        if "fast_torch_depthwise" in r:
+            print(f"train {preset_name:<8} fast with torch's depthwise backward "
+                  f"{r['fast_torch_depthwise']['steps_per_s']:.2f} steps/s (ours: x{r['torch_depthwise_speedup']:.2f})")
         if "fast_no_graph" in r:
             print(f"train {preset_name:<8} fast without the CUDA graph {r['fast_no_graph']['steps_per_s']:.2f} steps/s "
                   f"(the graph: x{r['no_graph_speedup']:.2f}); with one batch of pairs a call "
@@ -383,6 +386,13 @@ def main(argv=None) -> dict:
         r_plain = training_speed(preset_name, photo, device, plain, "per_sample", args.steps, size)
         r_fast = training_speed(preset_name, photo, device, fast, "batched", args.steps, size)
         row = {"plain": r_plain, "fast": r_fast, "speedup": r_fast["steps_per_s"] / r_plain["steps_per_s"]}
+        if device.type == "cpu":  # the share of the hand-written depthwise backward (CPU only)
+            DepthwiseConv2d.fast_backward = False
+            try:
+                r = training_speed(preset_name, photo, device, fast, "batched", args.steps, size)
+            finally:
+                DepthwiseConv2d.fast_backward = True
+            row["fast_torch_depthwise"], row["torch_depthwise_speedup"] = r, r_fast["steps_per_s"] / r["steps_per_s"]
         if device.type == "cuda":  # the shares of the CUDA graph and of pairs made 8 batches a call
             for key, lever in (("no_graph", dict(cuda_graph=False)), ("no_chunk", dict(pair_chunk=1))):
                 r = training_speed(preset_name, photo, device, dataclasses.replace(fast, **lever), "batched",

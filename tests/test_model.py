@@ -62,3 +62,32 @@ def test_channel_norm_in_nhwc_memory_is_the_same_arithmetic():
     mean, std = results[1][0].mean(1), results[1][0].std(1)
     assert mean.abs().max() > 0.1  # weight and bias were applied (not just normalised)
     assert torch.isfinite(std).all()
+
+
+@pytest.mark.parametrize("shape,kernel", [((2, 32, 16, 16), 7), ((3, 6, 9, 13), 7), ((1, 4, 2, 3), 5), ((2, 8, 11, 5), 3)])
+def test_depthwise_backward_on_nhwc_equals_torchs(shape, kernel):
+    """The hand-written depthwise backward (NHWC, CPU) gives torch's own gradients."""
+    from sr_core.model import DepthwiseConv2d
+
+    torch.manual_seed(0)
+    conv = DepthwiseConv2d(shape[1], kernel)
+    x = torch.randn(shape)
+    weights = torch.randn(shape)  # a loss that weights each output differently
+    results = []
+    for fmt in (torch.contiguous_format, torch.channels_last):  # torch's conv, then ours
+        xi = x.clone().contiguous(memory_format=fmt).requires_grad_(True)
+        conv.zero_grad()
+        out = conv(xi)
+        (out * weights).sum().backward()
+        results.append((out.detach(), xi.grad, conv.weight.grad.clone(), conv.bias.grad.clone()))
+    assert results[1][0].shape == x.shape
+    for ours, torchs in zip(results[1], results[0]):
+        assert torch.allclose(ours, torchs, atol=1e-4, rtol=1e-4)
+    assert results[1][2].abs().max() > 1e-2  # a real gradient, not zeros on both sides
+
+    # Weights only (the first block's input needs no gradient), and inference (no autograd).
+    conv.zero_grad()
+    (conv(x.contiguous(memory_format=torch.channels_last)) * weights).sum().backward()
+    assert torch.allclose(conv.weight.grad, results[0][2], atol=1e-4, rtol=1e-4)
+    with torch.no_grad():
+        assert torch.allclose(conv(x.contiguous(memory_format=torch.channels_last)), results[0][0], atol=1e-5)
