@@ -92,8 +92,8 @@ print("device:", DEVICE)
 #   it becomes `wide` (below, the table shows it for a small input);
 # - `fast`: `default` on two 64-px crops per step instead of sixteen 48-px ones — the same
 #   benchmark scores for a quarter of the training time;
-# - `wide`: `fast` with a 16-filter network trained twice as long on L1 — ahead from 96x96
-#   inputs (+0.38 dB at x2 on the benchmark's bicubic inputs), behind on smaller ones;
+# - `wide`: `fast` with a 16-filter network trained 3x as long on L1 — ahead from 96x96
+#   inputs (+0.5 dB at x2 on the benchmark's bicubic inputs), behind on smaller ones;
 # - `smoke`: seconds on a CPU (tests, this notebook with `SR_SMOKE=1`).
 #
 # The fields where they differ:
