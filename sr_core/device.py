@@ -29,3 +29,17 @@ def resolve_device(name: str = "auto") -> torch.device:
     if name == "cpu":
         return torch.device("cpu")
     raise UserError(f"unknown device {name!r}; use auto, cpu, cuda or mps")
+
+
+def autocast_dtype(device_type: str) -> torch.dtype | None:
+    """The dtype autocast is casting to on `device_type` now, or None when it is off.
+
+    torch 2.4 took the device type as an argument; 2.1-2.3 (which pyproject allows) had one
+    function per device, deprecated since."""
+    try:
+        on = torch.is_autocast_enabled(device_type)
+    except TypeError:
+        if device_type == "cpu":
+            return torch.get_autocast_cpu_dtype() if torch.is_autocast_cpu_enabled() else None
+        return torch.get_autocast_gpu_dtype() if torch.is_autocast_enabled() else None
+    return torch.get_autocast_dtype(device_type) if on else None

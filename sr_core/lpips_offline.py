@@ -22,6 +22,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from sr_core.device import autocast_dtype
+
 WHEEL = "stlpips-pytorch"
 BACKEND = "stlpips-{net}"  # the name recorded next to every perceptual number
 
@@ -129,7 +131,7 @@ class PerceptualDistance(nn.Module):
         and its features are a third of the loss's work."""
         if y.requires_grad:
             return self.normalised_features(y)
-        cast = torch.get_autocast_dtype(y.device.type) if torch.is_autocast_enabled(y.device.type) else None
+        cast = autocast_dtype(y.device.type)
         hit = self._target
         if hit is None or hit[0] is not y or hit[1] != y._version or hit[2] != cast:
             hit = self._target = (y, y._version, cast, [f.detach() for f in self.normalised_features(y)])

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from sr_core.config import ModelConfig
+from sr_core.device import autocast_dtype
 
 
 def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
@@ -94,7 +95,7 @@ class DepthwiseConv2d(nn.Conv2d):
             and x.dtype == self.weight.dtype == torch.float32
             and k % 2 == 1
             and x.is_contiguous(memory_format=torch.channels_last)
-            and not torch.is_autocast_enabled("cpu")
+            and autocast_dtype("cpu") is None
         ):
             return _DepthwiseBackwardNHWC.apply(x, self.weight, self.bias, k // 2)
         return super().forward(x)

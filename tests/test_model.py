@@ -91,3 +91,30 @@ def test_depthwise_backward_on_nhwc_equals_torchs(shape, kernel):
     assert torch.allclose(conv.weight.grad, results[0][2], atol=1e-4, rtol=1e-4)
     with torch.no_grad():
         assert torch.allclose(conv(x.contiguous(memory_format=torch.channels_last)), results[0][0], atol=1e-5)
+
+
+def test_depthwise_under_cpu_autocast_takes_torchs_path(monkeypatch):
+    """Under CPU autocast (bf16) the hand-written backward is skipped; on torch 2.1-2.3, whose
+    `is_autocast_enabled` takes no device, the check still works."""
+    from sr_core.device import autocast_dtype
+    from sr_core.model import DepthwiseConv2d
+
+    conv = DepthwiseConv2d(4, 3)
+    x = torch.randn(1, 4, 6, 6).contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    assert autocast_dtype("cpu") is None
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert autocast_dtype("cpu") == torch.bfloat16
+        out = conv(x)
+        assert out.dtype == torch.bfloat16 and "DepthwiseBackward" not in type(out.grad_fn).__name__
+        out.float().sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+
+    def old_signature(*args):  # torch < 2.4
+        if args:
+            raise TypeError("is_autocast_enabled() takes 0 positional arguments")
+        return False
+
+    monkeypatch.setattr(torch, "is_autocast_enabled", old_signature)
+    monkeypatch.setattr(torch, "is_autocast_cpu_enabled", lambda: True, raising=False)
+    monkeypatch.setattr(torch, "get_autocast_cpu_dtype", lambda: torch.bfloat16, raising=False)
+    assert autocast_dtype("cpu") == torch.bfloat16 and autocast_dtype("cuda") is None
