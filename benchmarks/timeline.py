@@ -84,9 +84,9 @@ def main(argv=None) -> dict:
     p.add_argument("--out", default="outputs/bench/timeline")
     p.add_argument("--tag", default="", help="appended to the JSON file's name")
     argv = list(sys.argv[1:] if argv is None else argv)
-    job_options = argv[argv.index("--") + 1:] if "--" in argv else []
-    args = p.parse_args(argv[:len(argv) - len(job_options) - (1 if "--" in argv else 0)])
-    args.job_options = job_options
+    split = argv.index("--") if "--" in argv else len(argv)
+    args = p.parse_args(argv[:split])
+    args.job_options = argv[split + 1:]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
