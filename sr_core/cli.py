@@ -148,6 +148,8 @@ def do_upscale(args, model, cfg: Config, image, image_path: Path, out_dir: Path,
     final_pass = cfg.infer.final_pass if args.final_pass is None else args.final_pass
     if getattr(args, "noisy", False) and not cfg.infer.bp_residual_blur:
         cfg.infer.bp_residual_blur = NOISY_RESIDUAL_BLUR
+    if getattr(args, "clean", False):
+        cfg.infer.bp_residual_blur = cfg.infer.jpeg_residual_blur = 0.0
     if getattr(args, "tile", None) is not None:
         if args.tile < 0:
             raise UserError("--tile must be 0 (never tile) or a tile size in pixels")
@@ -182,6 +184,10 @@ def do_upscale(args, model, cfg: Config, image, image_path: Path, out_dir: Path,
         "output_size": list(target), "plan": [list(s.size) + ([True] if s.refine_only else []) for s in plan],
         "upscale_seconds": round(seconds, 3), "device": str(device),
     }
+    if result.jpeg is not None:
+        summary["jpeg"] = result.jpeg.describe()
+        if result.jpeg.detected:
+            summary["back_projection"] = f"coarse only (residual blur {cfg.infer.jpeg_residual_blur:g} px)"
     if gt is not None:
         from sr_core.metrics import evaluate
 
@@ -202,6 +208,8 @@ def _print_summary(summary: dict[str, Any]) -> None:
     if "train_seconds" in summary:
         lines.append(f"train       {summary['train_seconds']:.1f} s ({summary['checkpoint']})")
     lines.append(f"upscale     {summary['upscale_seconds']:.1f} s on {summary['device']}")
+    if "back_projection" in summary:
+        lines.append(f"input       {summary['jpeg']}: back-projecting its coarse content only (--clean: exactly)")
     if "metrics" in summary:
         m = summary["metrics"]
         for name in ("sr_core", "bicubic"):
@@ -336,10 +344,14 @@ def _add_target(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true", help="allow factors above 64")
     p.add_argument("--tile", type=int, help="run the model in N-pixel tiles (0: never; default: automatic "
                    "from free memory); results match untiled ones")
-    p.add_argument("--noisy", action="store_true",
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--noisy", action="store_true",
                    help="the photo is noisy or JPEG-compressed: back-project only its coarse content "
                         f"(infer.bp_residual_blur {NOISY_RESIDUAL_BLUR:g}; measured +0.08-0.13 dB on noisy inputs, "
-                        "-0.24-0.37 dB and a smoother look on clean ones: docs/ablations.md)")
+                        "-0.24-0.37 dB and a smoother look on clean ones: docs/ablations.md). Without it a "
+                        "photo that shows JPEG compression gets the same treatment by itself")
+    g.add_argument("--clean", action="store_true",
+                   help="the photo is clean: back-project it exactly, even if it looks JPEG-compressed")
 
 
 class _OneLineParser(argparse.ArgumentParser):

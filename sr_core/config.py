@@ -124,6 +124,9 @@ class InferConfig:
     # Noisy or JPEG'd photos: blur (Gaussian sigma, input pixels) of the residual when the first
     # step back-projects onto the user's image, so its noise is not copied back; 0 = exact.
     bp_residual_blur: float = 0.0
+    # The same blur, used only when the input shows JPEG compression (sr_core.jpeg detects it
+    # from the pixels); 0 = never look.
+    jpeg_residual_blur: float = 0.0
     project_every_step: bool = False  # also back-project the model's x0 guess at every reverse step
     self_ensemble: bool = False  # average the model over the 8 flips/rotations at every reverse step (8x the cost)
     ensemble_steps: int = 0  # the same at the last N reverse steps of each plan step only (0 = none)
@@ -216,6 +219,8 @@ class Config:
             raise UserError("back_projection must be >= 0")
         if not 0 <= self.infer.bp_residual_blur <= 8:
             raise UserError(f"bp_residual_blur must be in [0, 8] pixels, got {self.infer.bp_residual_blur}")
+        if not 0 <= self.infer.jpeg_residual_blur <= 8:
+            raise UserError(f"jpeg_residual_blur must be in [0, 8] pixels, got {self.infer.jpeg_residual_blur}")
         if tr.checkpoint_every < 1:
             raise UserError("checkpoint_every must be >= 1")
 
@@ -343,6 +348,15 @@ def _default() -> Config:
     tr.ema_decay, tr.ema_start, tr.ema_every = 0.99, 0, 1
     tr.checkpoint_every = 100
     inf.use_ema, inf.final_pass, inf.stochastic, inf.back_projection = True, False, False, 10
+    # A JPEG'd input (sr_core.jpeg tells from its pixels) is back-projected coarse only, as
+    # `--noisy` does: on the harness's realistic LR (JPEG quality 80), paired, x2 +0.15 dB and
+    # x4 +0.08 (the +0.5 / +0.3 dB over bicubic the issue asks for, met); no clean test image
+    # is flagged, so nothing changes for them (docs/ablations.md).
+    inf.jpeg_residual_blur = 1.0
+    # Back-project the model's x0 guess at every reverse step too (DDNM's data consistency),
+    # so the chain only ever sees LR-consistent states: paired on the default set, bicubic x2
+    # +0.05 to +0.09 dB (seeds 0-2, 16 filters), x4 +0.02; realistic LR level (docs/ablations.md).
+    inf.project_every_step = True
     return cfg
 
 

@@ -163,3 +163,20 @@ def test_noisy_flag_blurs_the_back_projection_residual(tmp_path, tiny_png):
     cfgs = [json.loads(p.with_name(p.stem + "_config.json").read_text()) for p in (plain, noisy)]
     assert [c["infer"]["bp_residual_blur"] for c in cfgs] == [0.0, 1.0]
     assert not np.array_equal(load_image(plain).rgb, load_image(noisy).rgb)
+
+
+def test_a_jpeg_input_is_reported_and_clean_turns_the_check_off(tmp_path, sample_rgb, capsys):
+    from sr_core.protocols import jpeg_roundtrip
+
+    img = save_image(tmp_path / "from_a_jpeg.png", jpeg_roundtrip(sample_rgb[:64, :64].astype(np.float64), 80))
+    auto, clean = tmp_path / "auto.png", tmp_path / "clean.png"
+    assert main(["run", str(img), "--scale", "2", "--out", str(tmp_path / "a"), "-o", str(auto), *TINY]) == 0
+    assert "JPEG compression detected" in capsys.readouterr().out
+    assert main(["run", str(img), "--scale", "2", "--out", str(tmp_path / "c"), "-o", str(clean), "--clean", *TINY]) == 0
+    assert "JPEG" not in capsys.readouterr().out
+    cfgs = [json.loads(p.with_name(p.stem + "_config.json").read_text())["infer"] for p in (auto, clean)]
+    assert [c["jpeg_residual_blur"] for c in cfgs] == [1.0, 0.0]
+    assert not np.array_equal(load_image(auto).rgb, load_image(clean).rgb)
+    with pytest.raises(SystemExit):
+        main(["run", str(img), "--scale", "2", "--noisy", "--clean", *TINY])
+    assert "not allowed with" in capsys.readouterr().err

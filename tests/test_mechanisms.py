@@ -195,8 +195,17 @@ def test_only_the_first_plan_step_blurs_the_residual(monkeypatch):
     monkeypatch.setattr(infer, "back_project", lambda *a, **k: blurs.append(k["residual_blur"]) or original(*a, **k))
     rgb = np.random.default_rng(0).random((12, 16, 3)).astype(np.float32)
     plan = progressive_plan((16, 12), (64, 48), max_step=2.0)
+    steps = len(plan) - sum(s.refine_only for s in plan)
+    cfg.infer.project_every_step = False
     upscale(lambda x_t, y, t: y, rgb, plan, ResShiftDiffusion(cfg.diffusion), cfg.infer, progress=False)
-    assert blurs == [1.0, 0.0] + [0.0] * (len(plan) - 2 - sum(s.refine_only for s in plan))
+    assert blurs == [1.0] + [0.0] * (steps - 1)
+    # With the x0 guesses projected inside the chain, all of the first step's projections
+    # (one per reverse step, then the output's) blur, and none after it.
+    blurs.clear()
+    cfg.infer.project_every_step = True
+    upscale(lambda x_t, y, t: y, rgb, plan, ResShiftDiffusion(cfg.diffusion), cfg.infer, progress=False)
+    per_step = cfg.diffusion.timesteps + 1
+    assert blurs == [1.0] * per_step + [0.0] * (per_step * (steps - 1))
     cfg.infer.bp_residual_blur = -1
     with pytest.raises(Exception, match="bp_residual_blur"):
         cfg.validate()
