@@ -22,13 +22,11 @@ weak-texture patch PCA of Chen, Zhu & Heng (ICCV 2015). Not a test.
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from sr_core.bench import DEFAULT_CROP, load_images, measure, perceptual_metric, train_on_lr
+from sr_core.bench import DEFAULT_CROP, load_images, measure, perceptual_metric, save_records, train_on_lr
 from sr_core.config import preset
 from sr_core.data import to_numpy, to_tensor
 from sr_core.diffusion import ResShiftDiffusion
@@ -105,9 +103,7 @@ def main(argv=None) -> int:
                 lr_t = to_tensor(rgb)
                 start = resize(lr_t, (2 * size[1], 2 * size[0]), "bicubic").clamp(0, 1)
                 record(name, protocol, "IBP (bicubic + 10)", to_numpy(back_project(start, lr_t, 10)), case.hr)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(rows, indent=1))
+    save_records(rows, args.out)
     return 0
 
 

@@ -2,6 +2,7 @@
 
     python benchmarks/cost.py [--image data/astronaut_crop.png] [--scale 4] [--preset default]
                               [--threads 2] [--repeat 1] [--device cpu] [--out outputs/bench/cost]
+                              [-- MORE sr-core run OPTIONS, e.g. --infer.project_every_step false]
 
 Each repeat runs the CLI in a fresh Python process (imports, training, every upscale step,
 writing the PNG) and records the wall time, the run's own train / upscale seconds from its
@@ -28,7 +29,8 @@ import numpy as np
 def one_run(args: argparse.Namespace, work: Path, i: int) -> dict:
     out = work / f"run{i}"
     cmd = [sys.executable, "-m", "sr_core", "run", str(args.image), "--scale", str(args.scale),
-           "--preset", args.preset, "--device", args.device, "--out", str(out), "--quiet", "--seed", str(i)]
+           "--preset", args.preset, "--device", args.device, "--out", str(out), "--quiet", "--seed", str(i),
+           *args.job_args]
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
@@ -54,7 +56,10 @@ def main(argv=None) -> dict:
     p.add_argument("--repeat", type=int, default=1)
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", type=Path, default=Path("outputs/bench/cost"))
-    args = p.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    split = argv.index("--") if "--" in argv else len(argv)
+    args = p.parse_args(argv[:split])
+    args.job_args = argv[split + 1:]
     if not args.image.is_file():
         sys.exit(f"no such image: {args.image}")
     runs = []
@@ -66,7 +71,8 @@ def main(argv=None) -> dict:
                   f" + start-up/IO {r['other_s']:.1f}; peak RSS {r['peak_rss_mb']:.0f} MB", flush=True)
     walls = [r["wall_s"] for r in runs]
     report = {
-        "job": f"sr-core run {args.image} --scale {args.scale:g} --preset {args.preset} --device {args.device}",
+        "job": " ".join([f"sr-core run {args.image} --scale {args.scale:g} --preset {args.preset} --device {args.device}",
+                         *args.job_args]),
         "threads": args.threads, "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),
                                              "python": platform.python_version()},
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "runs": runs,

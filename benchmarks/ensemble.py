@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from sr_core.bench import load_images, measure, perceptual_metric, train_on_lr
+from sr_core.bench import load_images, measure, perceptual_metric, save_records, train_on_lr
 from sr_core.config import preset
 from sr_core.data import to_numpy, to_tensor
 from sr_core.diffusion import ResShiftDiffusion
@@ -94,7 +93,7 @@ def main(argv=None) -> int:
                     extra = f"  perceptual {m['perceptual']:.4f}  NIQE {m['niqe']:.2f}" if args.perceptual else ""
                     print(f"seed {seed} {protocol:<9} x{args.scale} {name:<10} {label:<28} {m['psnr_y']:.3f}"
                           f"{extra}  ({calls} calls, {seconds:.1f} s)", flush=True)
-                (out / "results.json").write_text(json.dumps(rows, indent=1))
+                save_records(rows, out)
     return 0
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sr_core.bench import DEFAULT_CROP, load_images, measure, perceptual_metric
+from sr_core.bench import DEFAULT_CROP, load_images, measure, perceptual_metric, save_records
 from sr_core.config import preset
 from sr_core.diffusion import ResShiftDiffusion
 from sr_core.infer import progressive_plan, target_size, upscale
@@ -103,8 +103,7 @@ def main(argv=None) -> int:
                     print(f"{name} {protocol} x{args.scale}, second step by {k}: PSNR-Y {v['psnr_y']:.3f}, "
                           f"perceptual {v['perceptual'] if v['perceptual'] is None else round(v['perceptual'], 4)}, "
                           f"NIQE {v['niqe'] if v['niqe'] is None else round(v['niqe'], 2)}", flush=True)
-        Path(args.out).mkdir(parents=True, exist_ok=True)
-        (Path(args.out) / "second_step.json").write_text(json.dumps(rows, indent=1))
+        save_records(rows, args.out, "second_step.json")
         return 0
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

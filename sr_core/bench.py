@@ -298,6 +298,16 @@ def zoom_figure(out: Path, records: list[dict], images_dir: Path, hr_dir: Path, 
 
 
 # ------------------------------------------------------------------------------- run
+def save_records(rows: list[dict], out: str | Path, name: str = "results.json") -> Path:
+    """An ablation script's records as JSON in the folder `out` (made if missing), atomically."""
+    from sr_core.io import atomic_write_text
+
+    path = Path(out) / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(rows, indent=1))
+    return path
+
+
 def append_record(record: dict, path: str | Path) -> dict:
     """Append one JSON line to `path` (the ablation scripts' running log) and return it."""
     path = Path(path)
