@@ -5,8 +5,8 @@
 Cases, for every default-set image (192-px centre crops), every image in --data and the
 bundled samples in data/: the image itself; its `bicubic` and `realistic` harness LR at x2
 and x4 (the realistic one is JPEG'd at quality 80); JPEG round trips at quality 50, 90 and
-95; a quality-80 JPEG resized by 0.5 or cropped off its 8-px grid (no longer JPEG-shaped);
-then synthetic clean images (noise, a gradient, a noisy checkerboard, a flat patch). Prints
+95; a quality-80 JPEG cropped off its 8-px grid (found on the shifted grid) or resized by 0.5
+(no grid left: counted as clean); then synthetic clean images (noise, a gradient, a noisy checkerboard, a flat patch). Prints
 each verdict with the three strongest per-coefficient scores, a summary of misses and false
 alarms, and writes results.json under --out. Not a test.
 """
@@ -42,7 +42,7 @@ def cases(data: str | None) -> list[tuple[str, np.ndarray, bool]]:
             out.append((f"{name}: JPEG q{quality}", jpeg_roundtrip(img, quality), True))
         jpeg80 = jpeg_roundtrip(img, 80)
         out.append((f"{name}: JPEG q80, resized 0.5", quantize8(imresize(jpeg80, 0.5)), False))
-        out.append((f"{name}: JPEG q80, cropped by (3, 5) px", jpeg80[3:, 5:], False))
+        out.append((f"{name}: JPEG q80, cropped by (3, 5) px", jpeg80[3:, 5:], True))
     rng = np.random.default_rng(0)
     ramp = np.linspace(0, 1, 128)
     checker = ((np.indices((128, 128)) // 4).sum(0) % 2).astype(float)[..., None].repeat(3, -1)
@@ -63,7 +63,7 @@ def main(argv=None) -> int:
         e = jpeg_evidence(img)
         top = sorted(e.z.values(), reverse=True)[:3]
         rows.append({"case": label, "jpeg": truth, "detected": e.detected, "top_z": [round(z, 2) for z in top],
-                     "steps": list(e.steps.values())[:5], "blocks": e.blocks,
+                     "steps": list(e.steps.values())[:5], "blocks": e.blocks, "offset": list(e.offset),
                      "size": list(np.shape(img)[:2])})
         mark = {None: " ", True: "J", False: "-"}[truth]
         print(f"{mark} {'JPEG' if e.detected else '    '} {label:<48} z {' '.join(f'{z:5.1f}' for z in top)}"

@@ -62,11 +62,13 @@ def test_uncompressed_images_are_not_flagged(photo):
     assert flagged == []
 
 
-def test_a_jpeg_resized_or_cropped_off_its_grid_is_no_longer_flagged(photo):
+def test_a_cropped_jpeg_is_found_on_its_shifted_grid_and_a_resized_one_is_not(photo):
     jpeg = jpeg_roundtrip(photo, 80)
-    assert not jpeg_evidence(quantize8(imresize(jpeg, 0.5))).detected
-    assert not jpeg_evidence(jpeg[3:, 5:]).detected
-    assert jpeg_evidence(jpeg[8:, 16:]).detected  # a crop on the grid keeps it
+    cropped = jpeg_evidence(jpeg[3:, 5:])
+    assert cropped.detected and cropped.offset == (5, 3) and "a crop" in cropped.describe()
+    assert not jpeg_evidence(jpeg[3:, 5:], search_grid=False).detected
+    assert jpeg_evidence(jpeg[8:, 16:]).offset == (0, 0)  # a crop on the grid keeps it
+    assert not jpeg_evidence(quantize8(imresize(jpeg, 0.5))).detected  # resizing leaves no grid
 
 
 def test_grayscale_and_single_channel_inputs(photo):
