@@ -211,6 +211,25 @@ def test_only_the_first_plan_step_blurs_the_residual(monkeypatch):
         cfg.validate()
 
 
+def test_state_kept_on_the_host_gets_the_final_projection_only(monkeypatch):
+    """Huge images on a GPU keep their state in host memory, where a projection at every
+    reverse step would run on the CPU: they skip it and keep the output's."""
+    import sr_core.infer as infer
+
+    cfg = preset("smoke")
+    assert cfg.infer.project_every_step and cfg.infer.back_projection
+    calls = []
+    original = infer.back_project
+    monkeypatch.setattr(infer, "back_project", lambda *a, **k: calls.append(1) or original(*a, **k))
+    rgb = np.random.default_rng(0).random((12, 16, 3)).astype(np.float32)
+    plan = progressive_plan((16, 12), (32, 24), max_step=2.0)
+    for on_host, expected in ((False, cfg.diffusion.timesteps + 1), (True, 1)):
+        monkeypatch.setattr(infer, "state_on_host", lambda *a, flag=on_host: flag)
+        calls.clear()
+        upscale(lambda x_t, y, t: y, rgb, plan, ResShiftDiffusion(cfg.diffusion), cfg.infer, progress=False)
+        assert len(calls) == expected
+
+
 @pytest.mark.parametrize("last", [1, 3])
 def test_inference_ensembles_only_the_last_reverse_steps_of_each_plan_step(last):
     cfg = preset("smoke")
