@@ -158,10 +158,13 @@ def run_step(
         from sr_core.ensemble import SelfEnsemble
 
         denoiser = SelfEnsemble(denoiser, last_steps=None if cfg.self_ensemble else cfg.ensemble_steps)
-    # A huge image on a GPU keeps its state in host memory, where projecting at every reverse
-    # step would cost more than the model (10 iterations at 1024^2: 0.55 s on one CPU
-    # thread); it gets the final projection only.
-    if cfg.back_projection and cfg.project_every_step and not step.refine_only and not on_host:
+    # The x0 guesses are projected only onto an input taken as exact. A noisy or JPEG'd one
+    # (a blurred residual) is matched once, at the end: projecting every guess onto it was
+    # level on the default set (realistic x2 31.112 against 31.113) and 0.01-0.23 dB worse
+    # on each of the five Set5 images (docs/ablations.md). A huge image on a GPU keeps its
+    # state in host memory, where projecting at every reverse step would cost more than the
+    # model (10 iterations at 1024^2: 0.55 s on one CPU thread): final projection only.
+    if cfg.back_projection and cfg.project_every_step and not step.refine_only and not on_host and not residual_blur:
         denoiser = ProjectedDenoiser(denoiser, image, cfg.back_projection, cfg.resampler, residual_blur)
     y01 = image if step.refine_only else resize(image, (h, w), cfg.resampler).clamp(0, 1)
     y = y01 * 2 - 1

@@ -199,13 +199,12 @@ def test_only_the_first_plan_step_blurs_the_residual(monkeypatch):
     cfg.infer.project_every_step = False
     upscale(lambda x_t, y, t: y, rgb, plan, ResShiftDiffusion(cfg.diffusion), cfg.infer, progress=False)
     assert blurs == [1.0] + [0.0] * (steps - 1)
-    # With the x0 guesses projected inside the chain, all of the first step's projections
-    # (one per reverse step, then the output's) blur, and none after it.
+    # With the x0 guesses projected inside the chain: not onto the noisy input (its output
+    # alone, blurred), but onto every later step's exact one (each reverse step, then the output).
     blurs.clear()
     cfg.infer.project_every_step = True
     upscale(lambda x_t, y, t: y, rgb, plan, ResShiftDiffusion(cfg.diffusion), cfg.infer, progress=False)
-    per_step = cfg.diffusion.timesteps + 1
-    assert blurs == [1.0] * per_step + [0.0] * (per_step * (steps - 1))
+    assert blurs == [1.0] + [0.0] * ((cfg.diffusion.timesteps + 1) * (steps - 1))
     cfg.infer.bp_residual_blur = -1
     with pytest.raises(Exception, match="bp_residual_blur"):
         cfg.validate()
