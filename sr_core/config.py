@@ -127,7 +127,7 @@ class InferConfig:
     # The same blur, used only when the input shows JPEG compression (sr_core.jpeg detects it
     # from the pixels); 0 = never look.
     jpeg_residual_blur: float = 0.0
-    project_every_step: bool = False  # also back-project the model's x0 guess at every reverse step
+    project_every_step: bool = False  # also back-project the model's x0 guess at every reverse step (exact inputs)
     self_ensemble: bool = False  # average the model over the 8 flips/rotations at every reverse step (8x the cost)
     ensemble_steps: int = 0  # the same at the last N reverse steps of each plan step only (0 = none)
     tile: int = -1  # model calls in N-pixel tiles; 0 = never tile; -1 = automatic from free memory
