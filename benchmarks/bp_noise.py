@@ -11,7 +11,8 @@ that also copies its noise back. For each case the `default` preset is trained o
 from the same weights, so the differences are paired, not seed noise. Variants: 0, 3, 5 and
 10 (`default`) iterations, and 10 iterations with the LR residual blurred by a Gaussian of
 sigma 0.5 / 0.7 / 1.0 LR pixels before it is brought up (`infer.bp_residual_blur`, which
-this script's first version, commit 4e0cf38, patched in); with --perceptual also IBP
+this script's first version, commit 4e0cf38, patched in; `default`'s own JPEG test is off
+here, so each variant's blur is its own); with --perceptual also IBP
 (bicubic + 10 iterations) and each variant's perceptual distance and NIQE. Prints PSNR-Y,
 writes results.json under --out. `--estimate-noise` prints two blind noise estimates (grey
 levels, on the luma) of the bicubic and realistic LR, x2 and x4, of every default-set image
@@ -94,6 +95,7 @@ def main(argv=None) -> int:
             cfg = preset("default", input_size=(case.lr.shape[1], case.lr.shape[0]))
             rgb, model, plan = train_on_lr(case.lr, 2, cfg, perceptual=None)
             size = (rgb.shape[1], rgb.shape[0])
+            cfg.infer.jpeg_residual_blur = 0.0  # each variant sets its own blur, JPEG'd input or not
             for label, iterations, sigma in VARIANTS:
                 cfg.infer.back_projection, cfg.infer.bp_residual_blur = iterations, sigma or 0.0
                 out = upscale(model, rgb, plan, ResShiftDiffusion(cfg.diffusion), cfg.infer, seed=cfg.seed,

@@ -28,7 +28,7 @@ from sr_core.bench import load_images, measure, perceptual_metric, save_records,
 from sr_core.config import preset
 from sr_core.data import to_numpy, to_tensor
 from sr_core.diffusion import ResShiftDiffusion
-from sr_core.infer import run_step
+from sr_core.infer import input_residual_blur, run_step
 from sr_core.protocols import make_lr, quantize8
 
 
@@ -45,13 +45,14 @@ def sample(model, rgb, plan, cfg, *, last: int, first_only: bool, seed: int) -> 
     also the number of model calls."""
     diffusion = ResShiftDiffusion(cfg.diffusion)
     generator = torch.Generator().manual_seed(seed)
+    first_blur, _ = input_residual_blur(rgb, cfg.infer)  # as `upscale` decides it (JPEG'd inputs)
     current, calls = to_tensor(rgb), []
     hook = model.register_forward_hook(lambda *_: calls.append(1))
     try:
         for i, step in enumerate(plan):
             step_cfg = dataclasses.replace(cfg.infer, ensemble_steps=last if (i == 0 or not first_only) else 0)
             current, _ = run_step(model, diffusion, current, step, step_cfg, generator=generator,
-                                  residual_blur=step_cfg.bp_residual_blur if i == 0 else 0.0)
+                                  residual_blur=first_blur if i == 0 else 0.0)
     finally:
         hook.remove()
     return to_numpy(current), len(calls)

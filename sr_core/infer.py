@@ -227,6 +227,16 @@ def back_project(hr: torch.Tensor, lr: torch.Tensor, iterations: int, *, resampl
     return hr
 
 
+def input_residual_blur(rgb: np.ndarray, cfg: InferConfig) -> tuple[float, JpegEvidence | None]:
+    """The residual blur for back-projecting onto the user's image (the first plan step):
+    `bp_residual_blur` where set, else `jpeg_residual_blur` if the image shows JPEG
+    compression; also the JPEG test's evidence, where it ran."""
+    if cfg.bp_residual_blur or not cfg.back_projection or cfg.jpeg_residual_blur <= 0:
+        return cfg.bp_residual_blur, None
+    evidence = jpeg_evidence(rgb)
+    return (cfg.jpeg_residual_blur if evidence.detected else 0.0), evidence
+
+
 def upscale(
     model: torch.nn.Module,
     rgb: np.ndarray,
@@ -250,11 +260,7 @@ def upscale(
     generator = torch.Generator().manual_seed(int(seed))
     current = to_tensor(rgb, device)
     result = UpscaleResult(image=rgb, plan=list(plan))
-    first_blur = cfg.bp_residual_blur
-    if cfg.back_projection and not first_blur and cfg.jpeg_residual_blur > 0:
-        result.jpeg = jpeg_evidence(rgb)
-        if result.jpeg.detected:
-            first_blur = cfg.jpeg_residual_blur
+    first_blur, result.jpeg = input_residual_blur(rgb, cfg)
     bar = tqdm(plan, desc="upscale", disable=not progress, leave=True, dynamic_ncols=True)
     for i, step in enumerate(bar):
         bar.set_postfix_str(f"{step.size[0]}x{step.size[1]}{' refine' if step.refine_only else ''}")

@@ -99,6 +99,9 @@ def test_inference_blurs_the_residual_of_a_jpeg_input_only(monkeypatch, photo):
     cfg.infer.jpeg_residual_blur = 0.0  # off: the test is not even run
     blur, result = _first_step_blurs(monkeypatch, jpeg_roundtrip(photo, 80), cfg)
     assert blur == 0.0 and result.jpeg is None
+    cfg.infer.jpeg_residual_blur, cfg.infer.bp_residual_blur = 1.0, 0.7  # --noisy's blur wins, clean or not
+    blur, result = _first_step_blurs(monkeypatch, photo, cfg)
+    assert blur == 0.7 and result.jpeg is None
 
 
 def test_presets_look_for_jpeg_but_the_paper_does_not():
