@@ -217,10 +217,9 @@ class Config:
             raise UserError("ensemble_steps must be >= 0")
         if self.infer.back_projection < 0:
             raise UserError("back_projection must be >= 0")
-        if not 0 <= self.infer.bp_residual_blur <= 8:
-            raise UserError(f"bp_residual_blur must be in [0, 8] pixels, got {self.infer.bp_residual_blur}")
-        if not 0 <= self.infer.jpeg_residual_blur <= 8:
-            raise UserError(f"jpeg_residual_blur must be in [0, 8] pixels, got {self.infer.jpeg_residual_blur}")
+        for name in ("bp_residual_blur", "jpeg_residual_blur"):
+            if not 0 <= getattr(self.infer, name) <= 8:
+                raise UserError(f"{name} must be in [0, 8] pixels, got {getattr(self.infer, name)}")
         if tr.checkpoint_every < 1:
             raise UserError("checkpoint_every must be >= 1")
 

@@ -177,7 +177,8 @@ def run_step(
             frames.append(StepFrame(frame.t, frame.x_t.cpu(), frame.x0_pred.cpu()))
     out = ((x0 + 1) / 2).clamp(0, 1)
     if cfg.back_projection and not step.refine_only:
-        out = back_project(out, image, cfg.back_projection, resampler=cfg.resampler, residual_blur=residual_blur)
+        out = back_project(out, image, cfg.back_projection, resampler=cfg.resampler, residual_blur=residual_blur,
+                           in_place=True)
     return out.to(device), frames
 
 
@@ -198,17 +199,18 @@ class ProjectedDenoiser:
         lr = self.lr.to(device=x0.device, dtype=x0.dtype)
         x01 = x0.add(1).mul_(0.5).clamp_(0, 1)
         return back_project(x01, lr, self.iterations, resampler=self.resampler,
-                            residual_blur=self.residual_blur).mul_(2).sub_(1)
+                            residual_blur=self.residual_blur, in_place=True).mul_(2).sub_(1)
 
 
 def back_project(hr: torch.Tensor, lr: torch.Tensor, iterations: int, *, resampler: str = "bicubic",
-                 residual_blur: float = 0.0) -> torch.Tensor:
+                 residual_blur: float = 0.0, in_place: bool = False) -> torch.Tensor:
     """Iterative back-projection: nudge `hr` until, downscaled, it matches `lr`.
 
     Downscaling is antialiased bicubic (how LR images are usually made); the residual is
     brought back up with the inference resampler. `residual_blur` > 0 low-passes the residual
     first (a Gaussian of that sigma in LR pixels): `hr` then matches `lr`'s coarse content
-    but not its pixel-level noise.
+    but not its pixel-level noise. `in_place` updates `hr` itself (a caller's own temporary)
+    instead of a copy.
     """
     h, w = lr.shape[-2:]
     H, W = hr.shape[-2:]
@@ -217,7 +219,7 @@ def back_project(hr: torch.Tensor, lr: torch.Tensor, iterations: int, *, resampl
         from sr_core.degradation import filter2d, gaussian_kernel
 
         kernel = gaussian_kernel(2 * math.ceil(3 * residual_blur) + 1, residual_blur).to(lr)
-    if iterations > 0:
+    if iterations > 0 and not in_place:
         hr = hr.clone()  # then updated in place: two full-size tensors at a time, not four
     for _ in range(iterations):
         residual = lr - resize(hr, (h, w), "bicubic", antialias=True)
