@@ -164,8 +164,9 @@ def run_step(
     # on each of the five Set5 images (docs/ablations.md). A huge image on a GPU keeps its
     # state in host memory, where projecting at every reverse step would cost more than the
     # model (10 iterations at 1024^2: 0.55 s on one CPU thread): final projection only.
+    bp_resampler = cfg.bp_resampler or cfg.resampler
     if cfg.back_projection and cfg.project_every_step and not step.refine_only and not on_host and not residual_blur:
-        denoiser = ProjectedDenoiser(denoiser, image, cfg.back_projection, cfg.resampler, residual_blur)
+        denoiser = ProjectedDenoiser(denoiser, image, cfg.back_projection, bp_resampler, residual_blur)
     y01 = image if step.refine_only else resize(image, (h, w), cfg.resampler).clamp(0, 1)
     y = y01 * 2 - 1
     frames: list[StepFrame] = []
@@ -177,7 +178,7 @@ def run_step(
             frames.append(StepFrame(frame.t, frame.x_t.cpu(), frame.x0_pred.cpu()))
     out = ((x0 + 1) / 2).clamp(0, 1)
     if cfg.back_projection and not step.refine_only:
-        out = back_project(out, image, cfg.back_projection, resampler=cfg.resampler, residual_blur=residual_blur,
+        out = back_project(out, image, cfg.back_projection, resampler=bp_resampler, residual_blur=residual_blur,
                            in_place=True)
     return out.to(device), frames
 
@@ -207,7 +208,7 @@ def back_project(hr: torch.Tensor, lr: torch.Tensor, iterations: int, *, resampl
     """Iterative back-projection: nudge `hr` until, downscaled, it matches `lr`.
 
     Downscaling is antialiased bicubic (how LR images are usually made); the residual is
-    brought back up with the inference resampler. `residual_blur` > 0 low-passes the residual
+    brought back up with `resampler` (a `resize` mode). `residual_blur` > 0 low-passes the residual
     first (a Gaussian of that sigma in LR pixels): `hr` then matches `lr`'s coarse content
     but not its pixel-level noise. `in_place` updates `hr` itself (a caller's own temporary)
     instead of a copy.

@@ -100,11 +100,12 @@ def _lr_residual(hr: torch.Tensor, lr: torch.Tensor) -> float:
     return float((resize(hr, lr.shape[-2:], "bicubic", antialias=True) - lr).norm())
 
 
-def test_back_projection_makes_the_result_consistent_with_the_input():
+@pytest.mark.parametrize("resampler", ["bicubic", "sharp-bicubic"])
+def test_back_projection_makes_the_result_consistent_with_the_input(resampler):
     hr = to_tensor(skd.astronaut()[100:164, 180:244].astype(np.float32) / 255)
     lr = (resize(hr, (32, 32), "bicubic", antialias=True).clamp(0, 1) * 255).round() / 255
     start = resize(lr, (64, 64), "bicubic").clamp(0, 1)
-    residuals = [_lr_residual(back_project(start, lr, n), lr) for n in range(0, 21)]
+    residuals = [_lr_residual(back_project(start, lr, n, resampler=resampler), lr) for n in range(0, 21)]
     print("LR residual after 0, 5, 10, 20 iterations:", [round(residuals[n], 4) for n in (0, 5, 10, 20)])
     assert residuals[10] < 0.05 * residuals[0]  # measured: 0.0059 against 0.564
     for before, after in zip(residuals, residuals[1:]):
@@ -245,3 +246,25 @@ def test_inference_ensembles_only_the_last_reverse_steps_of_each_plan_step(last)
     T = cfg.diffusion.timesteps
     per_plan_step = [i for i in reversed(range(T)) for _ in range(8 if i < last else 1)]
     assert len(plan) == 2 and steps == per_plan_step * 2
+
+
+def test_back_projection_uses_its_own_resampler_where_set(monkeypatch):
+    """`default` brings the residual up with the sharper cubic, in the chain and on the
+    output; "" means the inference resampler; anything else is refused."""
+    import sr_core.infer as infer
+
+    cfg = preset("smoke")
+    assert preset("default").infer.bp_resampler == "sharp-bicubic"
+    used = []
+    original = infer.back_project
+    monkeypatch.setattr(infer, "back_project", lambda *a, **k: used.append(k["resampler"]) or original(*a, **k))
+    rgb = np.random.default_rng(0).random((12, 16, 3)).astype(np.float32)
+    plan = progressive_plan((16, 12), (32, 24), max_step=2.0)
+    for setting, expected in (("sharp-bicubic", "sharp-bicubic"), ("", cfg.infer.resampler)):
+        cfg.infer.bp_resampler = setting
+        used.clear()
+        upscale(lambda x_t, y, t: y, rgb, plan, ResShiftDiffusion(cfg.diffusion), cfg.infer, progress=False)
+        assert used == [expected] * (cfg.diffusion.timesteps + 1)
+    cfg.infer.bp_resampler = "lanczos"
+    with pytest.raises(Exception, match="bp_resampler"):
+        cfg.validate()
