@@ -173,9 +173,10 @@ def test_batched_and_per_sample_degrade_alike():
     assert abs(stds[0] - 3.0) < 0.3 and abs(stds[1] - 3.0) < 0.3
 
 
-@pytest.mark.parametrize("src,dst", [((10, 12), (20, 24)), ((7, 9), (16, 13)), ((30, 20), (41, 77)), ((20, 20), (11, 13))])
+@pytest.mark.parametrize("src,dst", [((10, 12), (20, 24)), ((7, 9), (21, 13)), ((1, 5), (4, 10)),
+                                     ((30, 20), (41, 77)), ((20, 20), (11, 13))])
 def test_cubic_resize_is_torchs_bicubic_at_a_minus_0_75(src, dst):
-    """Up and down, non-integer and per-axis factors, borders included."""
+    """Whole factors (the fast path), non-integer and per-axis factors, down too; borders included."""
     x = torch.rand((2, 3, *src), generator=torch.Generator().manual_seed(0))
     torch_bicubic = torch.nn.functional.interpolate(x, size=dst, mode="bicubic", align_corners=False)
     assert torch.allclose(cubic_resize(x, dst, -0.75), torch_bicubic, atol=1e-5)
