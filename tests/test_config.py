@@ -86,6 +86,7 @@ def test_wide_preset_is_fast_with_a_wider_network_trained_longer_on_l1():
     f, w = preset("fast"), preset("wide")
     assert (w.model.filters, w.train.pixel_loss) == (2 * f.model.filters, "l1")
     assert w.total_steps() == 3 * f.total_steps() and w.train.lr > f.train.lr
+    assert w.train.ema_decay > f.train.ema_decay  # a slower average over the longer run
     # ... and it ensembles its last reverse steps (measured for the 16-filter network only).
     assert (f.infer.ensemble_steps, w.infer.ensemble_steps) == (0, 3) and not w.infer.self_ensemble
     # Everything else (pairs, diffusion, sampler, back-projection) is fast's.
