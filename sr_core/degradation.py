@@ -244,13 +244,11 @@ def resize(img: torch.Tensor, size: tuple[int, int], mode: str = "bicubic", *, a
     return F.interpolate(img, size=size, mode=mode, align_corners=False, antialias=antialias)
 
 
-def keys_cubic(d: torch.Tensor | float, a: float):
-    """Keys' cubic convolution kernel with parameter `a` at distance `d`."""
-    d = abs(d)
-    if isinstance(d, torch.Tensor):
-        return torch.where(d <= 1, ((a + 2) * d - (a + 3)) * d * d + 1,
-                           torch.where(d < 2, ((d - 5) * d + 8) * d * a - 4 * a, torch.zeros_like(d)))
-    return ((a + 2) * d - (a + 3)) * d * d + 1 if d <= 1 else (((d - 5) * d + 8) * d * a - 4 * a if d < 2 else 0.0)
+def keys_cubic(d: torch.Tensor, a: float) -> torch.Tensor:
+    """Keys' cubic convolution kernel with parameter `a` at distances `d`."""
+    d = d.abs()
+    return torch.where(d <= 1, ((a + 2) * d - (a + 3)) * d * d + 1,
+                       torch.where(d < 2, ((d - 5) * d + 8) * d * a - 4 * a, torch.zeros_like(d)))
 
 
 def cubic_resize(img: torch.Tensor, size: tuple[int, int], a: float) -> torch.Tensor:
@@ -297,10 +295,11 @@ def _cubic_up_integer(x: torch.Tensor, r: int, a: float, axis: int) -> torch.Ten
     for p in range(r):
         delta = (p + 0.5) / r - 0.5  # where the phase's pixels sit, relative to input pixel m
         offsets = [math.floor(delta) - 1 + k for k in range(4)]
+        weights = keys_cubic(delta - torch.tensor(offsets, dtype=torch.float64), a).tolist()
         target = phase(p)
-        target.copy_(taps(offsets[0] + 2)).mul_(keys_cubic(delta - offsets[0], a))
-        for o in offsets[1:]:
-            target.add_(taps(o + 2), alpha=keys_cubic(delta - o, a))
+        target.copy_(taps(offsets[0] + 2)).mul_(weights[0])
+        for o, w in zip(offsets[1:], weights[1:]):
+            target.add_(taps(o + 2), alpha=w)
     return out.flatten(-2) if axis == -1 else out.flatten(-3, -2)
 
 

@@ -166,7 +166,7 @@ def run_step(
     # model (10 iterations at 1024^2: 0.55 s on one CPU thread): final projection only.
     bp_resampler = cfg.bp_resampler or cfg.resampler
     if cfg.back_projection and cfg.project_every_step and not step.refine_only and not on_host and not residual_blur:
-        denoiser = ProjectedDenoiser(denoiser, image, cfg.back_projection, bp_resampler, residual_blur)
+        denoiser = ProjectedDenoiser(denoiser, image, cfg.back_projection, bp_resampler)
     y01 = image if step.refine_only else resize(image, (h, w), cfg.resampler).clamp(0, 1)
     y = y01 * 2 - 1
     frames: list[StepFrame] = []
@@ -191,16 +191,14 @@ class ProjectedDenoiser:
     x_t is built from the true image.
     """
 
-    def __init__(self, denoiser, lr: torch.Tensor, iterations: int, resampler: str, residual_blur: float = 0.0):
+    def __init__(self, denoiser, lr: torch.Tensor, iterations: int, resampler: str):
         self.denoiser, self.lr, self.iterations, self.resampler = denoiser, lr, iterations, resampler
-        self.residual_blur = residual_blur
 
     def __call__(self, x_t: torch.Tensor, y: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         x0 = self.denoiser(x_t, y, t)
         lr = self.lr.to(device=x0.device, dtype=x0.dtype)
         x01 = x0.add(1).mul_(0.5).clamp_(0, 1)
-        return back_project(x01, lr, self.iterations, resampler=self.resampler,
-                            residual_blur=self.residual_blur, in_place=True).mul_(2).sub_(1)
+        return back_project(x01, lr, self.iterations, resampler=self.resampler, in_place=True).mul_(2).sub_(1)
 
 
 def back_project(hr: torch.Tensor, lr: torch.Tensor, iterations: int, *, resampler: str = "bicubic",

@@ -82,7 +82,7 @@ def _first_step_blurs(monkeypatch, rgb, cfg):
 
     blurs = []
     original = infer.back_project
-    monkeypatch.setattr(infer, "back_project", lambda *a, **k: blurs.append(k["residual_blur"]) or original(*a, **k))
+    monkeypatch.setattr(infer, "back_project", lambda *a, **k: blurs.append(k.get("residual_blur", 0.0)) or original(*a, **k))
     plan = progressive_plan((rgb.shape[1], rgb.shape[0]), (2 * rgb.shape[1], 2 * rgb.shape[0]), max_step=2.0)
     result = upscale(lambda x_t, y, t: y, rgb.astype(np.float32), plan, ResShiftDiffusion(cfg.diffusion),
                      cfg.infer, progress=False)

@@ -193,7 +193,7 @@ def test_only_the_first_plan_step_blurs_the_residual(monkeypatch):
     cfg.infer.back_projection, cfg.infer.bp_residual_blur = 2, 1.0
     blurs = []
     original = infer.back_project
-    monkeypatch.setattr(infer, "back_project", lambda *a, **k: blurs.append(k["residual_blur"]) or original(*a, **k))
+    monkeypatch.setattr(infer, "back_project", lambda *a, **k: blurs.append(k.get("residual_blur", 0.0)) or original(*a, **k))
     rgb = np.random.default_rng(0).random((12, 16, 3)).astype(np.float32)
     plan = progressive_plan((16, 12), (64, 48), max_step=2.0)
     steps = len(plan) - sum(s.refine_only for s in plan)
