@@ -24,6 +24,7 @@ from sr_core.errors import UserError
 DEFAULT_IMAGES = ("astronaut", "chelsea", "coffee", "rocket")  # bundled in scikit-image's wheel
 DEFAULT_CROP = 192
 BASELINES = ("bicubic", "lanczos", "ibp", "zssr")
+KERNEL_SUFFIX = "+kernel"
 DEFAULT_METHODS = ("bicubic", "lanczos", "ibp", "zssr", "paper", "default")
 FIELDS = ("image", "method", "scale", "protocol", "psnr_y", "ssim_y", "psnr_rgb", "color_shift",
           "perceptual", "perceptual_backend", "niqe", "seconds", "peak_mem_mb")
@@ -106,14 +107,16 @@ def train_on_lr(lr: np.ndarray, scale: int, cfg, *, device: str = "cpu", percept
     return rgb, model, plan
 
 
-def run_sr_core(lr: np.ndarray, scale: int, cfg, *, device: str = "cpu", perceptual="auto") -> np.ndarray:
-    """Train `cfg` on the LR image itself, then upscale it by `scale` (progressive plan)."""
+def run_sr_core(lr: np.ndarray, scale: int, cfg, *, device: str = "cpu", perceptual="auto",
+                kernel: np.ndarray | None = None) -> np.ndarray:
+    """Train `cfg` on the LR image itself, then upscale it by `scale` (progressive plan);
+    `kernel`: the protocol's blur, for a run told it (`sr_core.infer.upscale`)."""
     from sr_core.diffusion import ResShiftDiffusion
     from sr_core.infer import upscale
 
     rgb, model, plan = train_on_lr(lr, scale, cfg, device=device, perceptual=perceptual)
     out = upscale(model, rgb, plan, ResShiftDiffusion(cfg.diffusion), cfg.infer,
-                  device=device, seed=cfg.seed, progress=False)
+                  device=device, seed=cfg.seed, progress=False, kernel=kernel)
     return out.image.astype(np.float64)
 
 
@@ -146,22 +149,31 @@ def build_methods(names: Sequence[str], *, override: dict | None = None, steps: 
                 return baselines.zssr(c.lr, c.scale, down, cfg=replace(zcfg, noise_std=noise))
 
             specs.append(MethodSpec(name, run_zssr, {"max_iters": zcfg.max_iters, "crop": zcfg.crop}))
-        elif name in PRESETS:
-            cfg = sr_core_config(name, override=override, steps=steps)
+        elif name in PRESETS or name.removesuffix(KERNEL_SUFFIX) in PRESETS:
+            # "PRESET+kernel" is told the protocol's blur kernel, as IBP and ZSSR are; a
+            # protocol without one (bicubic) runs it as PRESET.
+            told = name.endswith(KERNEL_SUFFIX)
+            preset_name = name.removesuffix(KERNEL_SUFFIX)
+            cfg = sr_core_config(preset_name, override=override, steps=steps)
             options = {"config": cfg.to_dict(), "train_perceptual": train_perceptual}
-            large = sr_core_config(name, override=override, steps=steps, input_size=large_size).to_dict()
+            large = sr_core_config(preset_name, override=override, steps=steps, input_size=large_size).to_dict()
             if large != options["config"]:  # sized by its input: both configurations enter the cache key
                 options["large_input"] = {"min_pixels": SIZED_DEFAULT_MIN_PIXELS, "config": large}
             perceptual = None if train_perceptual == "off" else "auto"
 
-            def run_preset(c, name=name, p=perceptual):
+            if told:
+                options["told_kernel"] = True
+
+            def run_preset(c, name=preset_name, p=perceptual, told=told):
                 size = (c.lr.shape[1], c.lr.shape[0])
                 cfg = sr_core_config(name, override=override, steps=steps, input_size=size)
-                return run_sr_core(c.lr, c.scale, cfg, device=device, perceptual=p)
+                return run_sr_core(c.lr, c.scale, cfg, device=device, perceptual=p,
+                                   kernel=c.info.get("kernel") if told else None)
 
             specs.append(MethodSpec(name, run_preset, options))
         else:
-            raise UserError(f"unknown method {name!r}; choose from {', '.join(BASELINES + tuple(PRESETS))}")
+            raise UserError(f"unknown method {name!r}; choose from {', '.join(BASELINES + tuple(PRESETS))}, "
+                            f"or a preset with {KERNEL_SUFFIX} (told the protocol's blur kernel)")
     return specs
 
 
@@ -446,7 +458,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                                   f"{', '.join(DEFAULT_IMAGES)})")
     p.add_argument("--images", help="comma-separated subset of the images (names / file stems)")
     p.add_argument("--methods", default=",".join(DEFAULT_METHODS),
-                   help="comma-separated: bicubic, lanczos, ibp, zssr and sr_core presets (default: %(default)s)")
+                   help="comma-separated: bicubic, lanczos, ibp, zssr and sr_core presets; PRESET+kernel is told "
+                        "the protocol's blur kernel, as IBP and ZSSR are (default: %(default)s)")
     p.add_argument("--scales", default="2,4", help="comma-separated integer scales (default: %(default)s)")
     p.add_argument("--protocols", default="bicubic,realistic", help="comma-separated LR protocols (default: %(default)s)")
     p.add_argument("--crop", type=int, default=DEFAULT_CROP,

@@ -131,6 +131,9 @@ class InferConfig:
     # The same blur, used only when the input shows JPEG compression (sr_core.jpeg detects it
     # from the pixels); 0 = never look.
     jpeg_residual_blur: float = 0.0
+    # Where the user gives the blur kernel (`--kernel`): iterations of back-projection through
+    # it on the final output (infer.kernel_back_project); more sharpen more and amplify noise.
+    kernel_iterations: int = 2
     project_every_step: bool = False  # also back-project the model's x0 guess at every reverse step (exact inputs)
     self_ensemble: bool = False  # average the model over the 8 flips/rotations at every reverse step (8x the cost)
     ensemble_steps: int = 0  # the same at the last N reverse steps of each plan step only (0 = none)
@@ -221,6 +224,8 @@ class Config:
             raise UserError("ensemble_steps must be >= 0")
         if self.infer.back_projection < 0:
             raise UserError("back_projection must be >= 0")
+        if self.infer.kernel_iterations < 0:
+            raise UserError("kernel_iterations must be >= 0")
         if self.infer.bp_resampler not in BP_RESAMPLERS:
             raise UserError(f"bp_resampler must be one of {', '.join(map(repr, BP_RESAMPLERS))}, "
                             f"got {self.infer.bp_resampler!r}")

@@ -258,3 +258,44 @@ def atomic_write_bytes(path: Path, data: bytes, *, overwrite: bool = True) -> No
 
 def atomic_write_text(path: Path, text: str, *, overwrite: bool = True) -> None:
     atomic_write_bytes(Path(path), text.encode("utf-8"), overwrite=overwrite)
+
+
+MAX_KERNEL_SIDE = 101
+
+
+def load_kernel(path: str | os.PathLike) -> np.ndarray:
+    """Read a blur kernel: a 2-D .npy array (no pickles) or a grayscale image; returns it as
+    float32 normalised to sum 1, or raises UserError with a one-line reason.
+
+    The kernel must be square with an odd side (its centre is a pixel) of at most
+    `MAX_KERNEL_SIDE`, finite, with a positive sum.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"kernel file not found: {p}")
+    if p.suffix.lower() == ".npy":
+        try:
+            k = np.load(p, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as exc:
+            raise UserError(f"cannot read kernel {p} as a numpy array: {exc}") from None
+        try:
+            k = np.asarray(k, np.float64)
+        except (TypeError, ValueError):
+            raise UserError(f"kernel {p} is not numeric (dtype {k.dtype})") from None
+        if k.ndim == 3 and 1 in (k.shape[0], k.shape[-1]):
+            k = k.squeeze(axis=0 if k.shape[0] == 1 else -1)
+    else:
+        k = load_image(p, min_side=1).rgb.astype(np.float64).mean(axis=2)
+    if k.ndim != 2:
+        raise UserError(f"kernel {p} must be 2-D, got shape {tuple(k.shape)}")
+    h, w = k.shape
+    if h != w or h % 2 == 0:
+        raise UserError(f"kernel {p} must be square with an odd side (its centre a pixel), got {w}x{h}")
+    if h > MAX_KERNEL_SIDE:
+        raise UserError(f"kernel {p} is {w}x{h}; at most {MAX_KERNEL_SIDE}x{MAX_KERNEL_SIDE} is supported")
+    if not np.all(np.isfinite(k)):
+        raise UserError(f"kernel {p} contains NaN or infinite values")
+    total = float(k.sum())
+    if total <= 0:
+        raise UserError(f"kernel {p} must have a positive sum, got {total:g}")
+    return (k / total).astype(np.float32)

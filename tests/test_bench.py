@@ -91,3 +91,23 @@ def test_bench_sizes_default_per_case_and_keys_its_cache_on_both_configs(monkeyp
     assert spec.options["large_input"]["config"]["model"]["filters"] == 16
     wide, = bench.build_methods(["wide"])
     assert "large_input" not in wide.options  # other presets do not depend on the input
+
+
+def test_a_preset_told_the_kernel_gets_the_protocols_blur_where_there_is_one(monkeypatch):
+    """"default+kernel" is `default` handed the realistic protocol's kernel, as IBP and ZSSR
+    are; the bicubic protocol has none, so there it runs as `default`; its cache key differs."""
+    import sr_core.bench as bench
+    from sr_core.protocols import make_lr
+
+    kernels = []
+    monkeypatch.setattr(bench, "run_sr_core", lambda lr, scale, cfg, **kw: kernels.append(kw.get("kernel")) or lr)
+    told, plain = bench.build_methods(["default+kernel", "default"])
+    hr = np.random.default_rng(0).random((32, 32, 3))
+    realistic, bicubic = make_lr(hr, 2, "realistic", name="x"), make_lr(hr, 2, "bicubic")
+    for spec in (told, plain):
+        for case in (realistic, bicubic):
+            spec.run(case)
+    assert kernels[0] is realistic.info["kernel"] and kernels[1:] == [None, None, None]
+    assert told.signature != plain.signature
+    with pytest.raises(Exception, match="unknown method"):
+        bench.build_methods(["bicubic+kernel"])

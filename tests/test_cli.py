@@ -180,3 +180,24 @@ def test_a_jpeg_input_is_reported_and_clean_turns_the_check_off(tmp_path, sample
     with pytest.raises(SystemExit):
         main(["run", str(img), "--scale", "2", "--noisy", "--clean", *TINY])
     assert "not allowed with" in capsys.readouterr().err
+
+
+def test_kernel_flag_matches_the_output_through_the_kernel(tmp_path, tiny_png, capsys):
+    out = tmp_path / "t"
+    assert main(["train", str(tiny_png), "--out", str(out), *TINY]) == 0
+    ckpt = str(out / "checkpoints" / "last.pt")
+    kernel = np.zeros((5, 5))
+    kernel[1:4, 1:4] = 1
+    np.save(tmp_path / "box.npy", kernel)
+    plain, told = tmp_path / "plain.png", tmp_path / "told.png"
+    assert main(["upscale", str(tiny_png), "-c", ckpt, "--scale", "2", "-o", str(plain), "-q"]) == 0
+    assert main(["upscale", str(tiny_png), "-c", ckpt, "--scale", "2", "-o", str(told), "-q",
+                 "--kernel", str(tmp_path / "box.npy")]) == 0
+    assert not np.array_equal(load_image(plain).rgb, load_image(told).rgb)
+    np.save(tmp_path / "even.npy", np.ones((4, 4)))
+    capsys.readouterr()
+    assert main(["run", str(tiny_png), "--scale", "2", "--out", str(tmp_path / "r"),
+                 "--kernel", str(tmp_path / "even.npy"), *TINY]) == 2
+    err = capsys.readouterr().err
+    assert "odd side" in err and err.count("\n") == 1
+    assert not (tmp_path / "r" / "checkpoints").exists()  # refused before training

@@ -134,3 +134,28 @@ def test_written_files_get_the_permissions_of_a_plain_write(tmp_path):
     mode = {name: (tmp_path / name).stat().st_mode & 0o777 for name in ("a.bin", "a.png", "private.bin", "kept.bin")}
     assert mode == {"a.bin": 0o644, "a.png": 0o644, "private.bin": 0o600, "kept.bin": 0o640}
     assert kept.read_bytes() == b"1"
+
+
+def test_kernels_load_normalised_and_bad_ones_give_one_line_errors(tmp_path):
+    from sr_core.io import load_kernel
+
+    k = np.outer([1, 2, 1], [1, 2, 1]).astype(np.float64)
+    np.save(tmp_path / "k.npy", k)
+    np.testing.assert_allclose(load_kernel(tmp_path / "k.npy"), k / 16, atol=1e-7)
+    np.save(tmp_path / "k3d.npy", k[:, :, None])  # a trailing channel axis is dropped
+    assert load_kernel(tmp_path / "k3d.npy").shape == (3, 3)
+    Image.fromarray((k * 60).astype(np.uint8)).save(tmp_path / "k.png")  # a kernel drawn as an image
+    np.testing.assert_allclose(load_kernel(tmp_path / "k.png"), k / 16, atol=1e-6)
+    np.save(tmp_path / "even.npy", np.ones((4, 4)))
+    np.save(tmp_path / "rect.npy", np.ones((3, 5)))
+    np.save(tmp_path / "zero.npy", np.zeros((3, 3)))
+    np.save(tmp_path / "nan.npy", np.full((3, 3), np.nan))
+    np.save(tmp_path / "huge.npy", np.ones((103, 103)))
+    np.save(tmp_path / "pickle.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    (tmp_path / "text.npy").write_text("not an array")
+    cases = {"missing.npy": "not found", "even.npy": "odd side", "rect.npy": "square", "zero.npy": "positive sum",
+             "nan.npy": "NaN", "huge.npy": "at most", "pickle.npy": "cannot read", "text.npy": "cannot read"}
+    for name, message in cases.items():
+        with pytest.raises(UserError, match=message) as err:
+            load_kernel(tmp_path / name)
+        assert "\n" not in str(err.value)
