@@ -278,10 +278,9 @@ def load_kernel(path: str | os.PathLike) -> np.ndarray:
             k = np.load(p, allow_pickle=False)
         except (ValueError, OSError, EOFError) as exc:
             raise UserError(f"cannot read kernel {p} as a numpy array: {exc}") from None
-        try:
-            k = np.asarray(k, np.float64)
-        except (TypeError, ValueError):
-            raise UserError(f"kernel {p} is not numeric (dtype {k.dtype})") from None
+        if k.dtype.kind not in "biuf":  # complex, strings, records: not a blur
+            raise UserError(f"kernel {p} is not a real-valued array (dtype {k.dtype})")
+        k = k.astype(np.float64)
         if k.ndim == 3 and 1 in (k.shape[0], k.shape[-1]):
             k = k.squeeze(axis=0 if k.shape[0] == 1 else -1)
     else:

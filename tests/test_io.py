@@ -153,8 +153,10 @@ def test_kernels_load_normalised_and_bad_ones_give_one_line_errors(tmp_path):
     np.save(tmp_path / "huge.npy", np.ones((103, 103)))
     np.save(tmp_path / "pickle.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
     (tmp_path / "text.npy").write_text("not an array")
+    np.save(tmp_path / "complex.npy", np.ones((3, 3), np.complex64))
     cases = {"missing.npy": "not found", "even.npy": "odd side", "rect.npy": "square", "zero.npy": "positive sum",
-             "nan.npy": "NaN", "huge.npy": "at most", "pickle.npy": "cannot read", "text.npy": "cannot read"}
+             "nan.npy": "NaN", "huge.npy": "at most", "pickle.npy": "cannot read", "text.npy": "cannot read",
+             "complex.npy": "real-valued"}
     for name, message in cases.items():
         with pytest.raises(UserError, match=message) as err:
             load_kernel(tmp_path / name)
