@@ -137,7 +137,17 @@ def do_train(args, cfg: Config, image_path: Path, out_dir: Path, image=None, *,
     return image, result
 
 
-def do_upscale(args, model, cfg: Config, image, image_path: Path, out_dir: Path, output: Path | None):
+def _kernel(args):
+    """The `--kernel` file's array (sr_core.io.load_kernel), or None without the flag."""
+    if not getattr(args, "kernel", None):
+        return None
+    from sr_core.io import load_kernel
+
+    return load_kernel(args.kernel)
+
+
+def do_upscale(args, model, cfg: Config, image, image_path: Path, out_dir: Path, output: Path | None, kernel=None):
+    """Upscale `image` and write it; `kernel`: the `--kernel` array, where given."""
     from sr_core.device import resolve_device
     from sr_core.diffusion import ResShiftDiffusion
     from sr_core.infer import bicubic_upscale, progressive_plan, resize_alpha, target_size, upscale
@@ -154,11 +164,6 @@ def do_upscale(args, model, cfg: Config, image, image_path: Path, out_dir: Path,
         if args.tile < 0:
             raise UserError("--tile must be 0 (never tile) or a tile size in pixels")
         cfg.infer.tile = args.tile
-    kernel = None
-    if getattr(args, "kernel", None):
-        from sr_core.io import load_kernel
-
-        kernel = load_kernel(args.kernel)
     plan = progressive_plan(image.size, target, factors_w=args.plan or args.plan_w,
                             factors_h=args.plan or args.plan_h,
                             max_step=cfg.infer.max_step_factor, final_pass=final_pass)
@@ -251,7 +256,8 @@ def cmd_upscale(args) -> int:
     if args.seed is not None:
         cfg.seed = int(args.seed)
     out_dir = Path(args.out) if args.out else DEFAULT_OUT / "upscale"
-    summary = do_upscale(args, model, cfg, image, image_path, out_dir, Path(args.output) if args.output else None)
+    summary = do_upscale(args, model, cfg, image, image_path, out_dir, Path(args.output) if args.output else None,
+                         _kernel(args))
     _print_summary(summary)
     return 0
 
@@ -277,10 +283,7 @@ def cmd_run(args) -> int:
     if output is not None:
         _check_input_output(image_path, output)
         check_writable(output, overwrite=args.overwrite)
-    if getattr(args, "kernel", None):
-        from sr_core.io import load_kernel
-
-        load_kernel(args.kernel)  # a bad kernel file fails now, not after training
+    kernel = _kernel(args)  # a bad kernel file fails now, not after training
     image, result = do_train(args, cfg, image_path, out_dir, image, figure=False)
     from concurrent.futures import ThreadPoolExecutor
 
@@ -289,7 +292,7 @@ def cmd_run(args) -> int:
     # own threads. Its errors surface here, after the upscale.
     with ThreadPoolExecutor(1) as pool:
         drawn = pool.submit(_save_loss_figure, result, image_path, out_dir)
-        summary = do_upscale(args, result.sampling_model(), cfg, image, image_path, out_dir, output)
+        summary = do_upscale(args, result.sampling_model(), cfg, image, image_path, out_dir, output, kernel)
         drawn.result()
     summary.update(train_seconds=result.seconds, checkpoint=str(result.checkpoint))
     from sr_core.io import atomic_write_text

@@ -212,42 +212,47 @@ def back_project(hr: torch.Tensor, lr: torch.Tensor, iterations: int, *, resampl
     instead of a copy.
     """
     h, w = lr.shape[-2:]
-    H, W = hr.shape[-2:]
-    kernel = None
+    low_pass = None
     if residual_blur > 0:
         from sr_core.degradation import filter2d, gaussian_kernel
 
-        kernel = gaussian_kernel(2 * math.ceil(3 * residual_blur) + 1, residual_blur).to(lr)
-    if iterations > 0 and not in_place:
-        hr = hr.clone()  # then updated in place: two full-size tensors at a time, not four
-    for _ in range(iterations):
-        residual = lr - resize(hr, (h, w), "bicubic", antialias=True)
-        if kernel is not None:
-            residual = filter2d(residual, kernel)
-        hr.add_(resize(residual, (H, W), resampler)).clamp_(0, 1)
-    return hr
+        blur = gaussian_kernel(2 * math.ceil(3 * residual_blur) + 1, residual_blur).to(lr)
+        low_pass = lambda r: filter2d(r, blur)  # noqa: E731
+    return _project(hr, lr, iterations, lambda x: resize(x, (h, w), "bicubic", antialias=True),
+                    resampler, in_place, low_pass)
+
+
+def kernel_downscale(hr: torch.Tensor, kernel: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """The known-kernel degradation: `hr` blurred by `kernel` (at its own resolution, mirrored
+    borders), then sampled to `size` (height, width) by MATLAB's cubic (a = -0.5) without
+    antialiasing (the kernel is the low-pass): IBP's and ZSSR's known-kernel model."""
+    from sr_core.degradation import cubic_resize, filter2d
+
+    return cubic_resize(filter2d(hr, kernel.to(hr)), size, -0.5)
 
 
 def kernel_back_project(hr: torch.Tensor, lr: torch.Tensor, kernel: torch.Tensor, iterations: int, *,
                         resampler: str = "bicubic", in_place: bool = False) -> torch.Tensor:
-    """Back-projection through a known degradation: nudge `hr` until, blurred by `kernel`
-    (at `hr`'s resolution, mirrored borders) and sampled down to `lr`'s size by MATLAB's
-    cubic (a = -0.5) without antialiasing (the kernel is the low-pass), it matches `lr`.
+    """Back-projection through a known degradation: nudge `hr` until `kernel_downscale` of it
+    matches `lr`; the residual is brought up with `resampler`.
 
-    This is the degradation model of IBP's and ZSSR's known-kernel modes. The residual is
-    brought up with `resampler`. Unlike `back_project`, a blur kernel makes this a
-    deblurring step, which amplifies the input's noise as it goes: a few iterations (2 by
-    default, `infer.kernel_iterations`) bring back much of the detail before the noise grows.
+    Unlike `back_project`, a blur kernel makes this a deblurring step, which amplifies the
+    input's noise as it goes: a few iterations (2 by default, `infer.kernel_iterations`)
+    bring back much of the detail before the noise grows.
     """
-    from sr_core.degradation import cubic_resize, filter2d
+    size = tuple(lr.shape[-2:])
+    return _project(hr, lr, iterations, lambda x: kernel_downscale(x, kernel, size), resampler, in_place)
 
-    h, w = lr.shape[-2:]
+
+def _project(hr, lr, iterations: int, down, resampler: str, in_place: bool, low_pass=None) -> torch.Tensor:
+    """`iterations` of hr += up(low_pass(lr - down(hr))), clamped to [0, 1]."""
     H, W = hr.shape[-2:]
-    kernel = kernel.to(hr)
     if iterations > 0 and not in_place:
-        hr = hr.clone()
+        hr = hr.clone()  # then updated in place: two full-size tensors at a time, not four
     for _ in range(iterations):
-        residual = lr - cubic_resize(filter2d(hr, kernel), (h, w), -0.5)
+        residual = lr - down(hr)
+        if low_pass is not None:
+            residual = low_pass(residual)
         hr.add_(resize(residual, (H, W), resampler)).clamp_(0, 1)
     return hr
 
@@ -310,7 +315,7 @@ def upscale(
     bar.close()
     result.image = result.intermediates[-1]
     if kernel is not None and cfg.kernel_iterations > 0:
-        k = torch.as_tensor(np.asarray(kernel, np.float32))
+        k = torch.as_tensor(kernel, dtype=torch.float32)  # an array, or a tensor on any device
         with torch.inference_mode():  # `current` came out of inference mode: updated in place there
             current = kernel_back_project(current, to_tensor(rgb, current.device), k, cfg.kernel_iterations,
                                           resampler=cfg.resampler, in_place=True)

@@ -15,7 +15,7 @@ from sr_core.data import dihedral, to_tensor
 from sr_core.degradation import resize
 from sr_core.diffusion import ResShiftDiffusion
 from sr_core.ensemble import SelfEnsemble, undo_dihedral
-from sr_core.infer import ProjectedDenoiser, back_project, progressive_plan, upscale
+from sr_core.infer import ProjectedDenoiser, back_project, kernel_downscale, progressive_plan, upscale
 from sr_core.metrics import color_shift
 from sr_core.train import build_model, train
 
@@ -270,12 +270,6 @@ def test_back_projection_uses_its_own_resampler_where_set(monkeypatch):
         cfg.validate()
 
 
-def _kernel_down(x: torch.Tensor, kernel: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    from sr_core.degradation import cubic_resize, filter2d
-
-    return cubic_resize(filter2d(x, kernel), size, -0.5)
-
-
 def test_kernel_back_projection_matches_the_input_through_the_kernel():
     """`kernel_back_project` models IBP's known-kernel degradation: its down operator equals
     the benchmark protocol's (blur, then MATLAB's cubic without antialiasing) away from the
@@ -287,12 +281,12 @@ def test_kernel_back_projection_matches_the_input_through_the_kernel():
     hr = skd.astronaut()[100:196, 180:276].astype(np.float64) / 255
     lr_np = downscaler("realistic", 2, kernel=k)(hr)
     kernel = torch.from_numpy(k).float()
-    ours = _kernel_down(to_tensor(hr.astype(np.float32)), kernel, (48, 48))
+    ours = kernel_downscale(to_tensor(hr.astype(np.float32)), kernel, (48, 48))
     inner = (slice(None), slice(None), slice(8, -8), slice(8, -8))
     assert float((ours - to_tensor(lr_np.astype(np.float32)))[inner].abs().max()) < 1e-5
     lr = to_tensor(lr_np.astype(np.float32))
     start = resize(lr, (96, 96), "bicubic").clamp(0, 1)
-    residuals = [float((_kernel_down(kernel_back_project(start, lr, kernel, n), kernel, (48, 48)) - lr).norm())
+    residuals = [float((kernel_downscale(kernel_back_project(start, lr, kernel, n), kernel, (48, 48)) - lr).norm())
                  for n in range(6)]
     print("LR residual through the kernel after 0-5 iterations:", [round(r, 4) for r in residuals])
     assert all(after < before for before, after in zip(residuals, residuals[1:]))
@@ -304,7 +298,7 @@ def test_kernel_back_projection_matches_the_input_through_the_kernel():
     # a delta kernel is back-projection through plain (non-antialiased) cubic sampling
     delta = torch.zeros(5, 5)
     delta[2, 2] = 1
-    assert torch.equal(_kernel_down(start, delta, (48, 48)), _kernel_down(start, torch.ones(1, 1), (48, 48)))
+    assert torch.equal(kernel_downscale(start, delta, (48, 48)), kernel_downscale(start, torch.ones(1, 1), (48, 48)))
 
 
 def test_upscale_matches_the_output_to_the_input_through_a_given_kernel():
@@ -322,7 +316,7 @@ def test_upscale_matches_the_output_to_the_input_through_a_given_kernel():
     plain, told = run(cfg, None), run(cfg, k)
     np.testing.assert_array_equal(plain.intermediates[-1], told.intermediates[-1])
     kernel, lr = torch.from_numpy(k), to_tensor(rgb)
-    res = [float((_kernel_down(to_tensor(r.image), kernel, (48, 48)) - lr).norm()) for r in (plain, told)]
+    res = [float((kernel_downscale(to_tensor(r.image), kernel, (48, 48)) - lr).norm()) for r in (plain, told)]
     assert res[1] < 0.7 * res[0]
     cfg.infer.kernel_iterations = 0
     np.testing.assert_array_equal(run(cfg, k).image, plain.image)
