@@ -22,14 +22,14 @@ import numpy as np
 import skimage.data as skd
 import torch
 
-from sr_core.bench import append_record
+from sr_core.evaluation.bench import append_record
 from sr_core.config import preset, set_field
-from sr_core.data import to_numpy, to_tensor
-from sr_core.degradation import resize
-from sr_core.diffusion import ResShiftDiffusion
-from sr_core.infer import back_project, bicubic_upscale, progressive_plan, upscale
-from sr_core.metrics import color_shift, psnr_y
-from sr_core.train import train
+from sr_core.method.pairs import to_numpy, to_tensor
+from sr_core.method.degradation import resize
+from sr_core.method.diffusion import ResShiftDiffusion
+from sr_core.method.infer import back_project, bicubic_upscale, progressive_plan, upscale
+from sr_core.evaluation.metrics import color_shift, psnr_y
+from sr_core.method.train import train
 
 CROPS = {"astronaut": lambda: skd.astronaut()[:256, 128:384], "chelsea": lambda: skd.chelsea()[20:276, 100:356]}
 

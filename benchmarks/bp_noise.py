@@ -27,13 +27,13 @@ import argparse
 import numpy as np
 import torch
 
-from sr_core.bench import DEFAULT_CROP, load_images, measure, perceptual_metric, save_records, train_on_lr
+from sr_core.evaluation.bench import DEFAULT_CROP, load_images, measure, perceptual_metric, save_records, train_on_lr
 from sr_core.config import preset
-from sr_core.data import to_numpy, to_tensor
-from sr_core.diffusion import ResShiftDiffusion
-from sr_core.infer import back_project, resize, upscale
-from sr_core.metrics import rgb_to_y
-from sr_core.protocols import make_lr, quantize8
+from sr_core.method.pairs import to_numpy, to_tensor
+from sr_core.method.diffusion import ResShiftDiffusion
+from sr_core.method.infer import back_project, resize, upscale
+from sr_core.evaluation.metrics import rgb_to_y
+from sr_core.evaluation.protocols import make_lr, quantize8
 
 
 VARIANTS = [("10 iterations (default)", 10, None), ("0", 0, None), ("3", 3, None), ("5", 5, None),

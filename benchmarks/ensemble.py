@@ -6,7 +6,7 @@
 
 For each case the `default` preset is trained once (as `sr-core bench` trains it: sized by
 the LR, perceptual loss off) and its output is made with each variant from the same weights,
-so the differences are paired, not seed noise. The ensemble (`sr_core.ensemble.SelfEnsemble`)
+so the differences are paired, not seed noise. The ensemble (`sr_core.method.ensemble.SelfEnsemble`)
 averages the model over the 8 flips and quarter turns of its input; a variant applies it
 at every reverse step, or only at the last K (`infer.ensemble_steps`), of every plan step or
 only of the first plan step of an x4. Prints PSNR-Y (and with --perceptual
@@ -24,12 +24,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sr_core.bench import load_images, measure, perceptual_metric, save_records, train_on_lr
+from sr_core.evaluation.bench import load_images, measure, perceptual_metric, save_records, train_on_lr
 from sr_core.config import preset
-from sr_core.data import to_numpy, to_tensor
-from sr_core.diffusion import ResShiftDiffusion
-from sr_core.infer import input_residual_blur, run_step
-from sr_core.protocols import make_lr, quantize8
+from sr_core.method.pairs import to_numpy, to_tensor
+from sr_core.method.diffusion import ResShiftDiffusion
+from sr_core.method.infer import input_residual_blur, run_step
+from sr_core.evaluation.protocols import make_lr, quantize8
 
 
 def variants(scale: int, timesteps: int) -> list[tuple[str, int, bool]]:
@@ -41,7 +41,7 @@ def variants(scale: int, timesteps: int) -> list[tuple[str, int, bool]]:
 
 
 def sample(model, rgb, plan, cfg, *, last: int, first_only: bool, seed: int) -> tuple[np.ndarray, int]:
-    """`sr_core.infer.upscale`'s loop with `infer.ensemble_steps` where the variant puts it;
+    """`sr_core.method.infer.upscale`'s loop with `infer.ensemble_steps` where the variant puts it;
     also the number of model calls."""
     diffusion = ResShiftDiffusion(cfg.diffusion)
     generator = torch.Generator().manual_seed(seed)

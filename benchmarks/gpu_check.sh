@@ -30,7 +30,7 @@ $PY -c "import sys, torch; print('python', sys.version.split()[0], 'torch', torc
 
 log "import sr_core (start-up cost)"
 time $PY -c "import sr_core"
-time $PY -c "import sr_core.cli, sr_core.train, sr_core.infer"
+time $PY -c "import sr_core.faces.cli, sr_core.method.train, sr_core.method.infer"
 
 log "CUDA tests"
 SR_TEST_CUDA=1 timeout 180 $PY -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/test_accel.py 2>&1 | tail -6

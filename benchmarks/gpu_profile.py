@@ -17,20 +17,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sr_core.accel import Accel
+from sr_core.runtime.accel import Accel
 from sr_core.config import preset
-from sr_core.data import PairSampler
-from sr_core.device import resolve_device
-from sr_core.diffusion import ResShiftDiffusion
-from sr_core.perceptual import backend_name, load_perceptual
-from sr_core.train import TrainState, train_stage
+from sr_core.method.pairs import PairSampler
+from sr_core.runtime.device import resolve_device
+from sr_core.method.diffusion import ResShiftDiffusion
+from sr_core.method.perceptual import backend_name, load_perceptual
+from sr_core.method.train import TrainState, train_stage
 
 
 def photo(side: int) -> np.ndarray:
     try:
         from skimage import data
 
-        from sr_core.data import lanczos_resize
+        from sr_core.method.pairs import lanczos_resize
 
         return lanczos_resize(data.astronaut().astype(np.float32) / 255, (side, side))
     except ImportError:

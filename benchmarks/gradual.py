@@ -26,12 +26,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sr_core.bench import DEFAULT_CROP, load_images, measure, perceptual_metric, save_records
+from sr_core.evaluation.bench import DEFAULT_CROP, load_images, measure, perceptual_metric, save_records
 from sr_core.config import preset
-from sr_core.diffusion import ResShiftDiffusion
-from sr_core.infer import progressive_plan, target_size, upscale
-from sr_core.protocols import make_lr, quantize8
-from sr_core.train import train
+from sr_core.method.diffusion import ResShiftDiffusion
+from sr_core.method.infer import progressive_plan, target_size, upscale
+from sr_core.evaluation.protocols import make_lr, quantize8
+from sr_core.method.train import train
 
 
 def _trained(rgb: np.ndarray, step_factor: float | None = None):
@@ -62,8 +62,8 @@ def run(lr: np.ndarray, scale: int, gradual: bool, first: float | None = None) -
 def second_step_check(name: str, protocol: str, scale: int) -> dict:
     """PSNR-Y of an x4's second x2 step run by the trained model, by a model with random weights,
     and replaced by plain bicubic of the first step's output: how much that step's model adds."""
-    from sr_core.infer import bicubic_upscale
-    from sr_core.train import build_model
+    from sr_core.method.infer import bicubic_upscale
+    from sr_core.method.train import build_model
 
     hr = dict(load_images(None, DEFAULT_CROP, only=[name]))[name]
     case = make_lr(hr, scale, protocol, name=name)

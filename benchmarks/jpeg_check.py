@@ -1,4 +1,4 @@
-"""How well the blind JPEG test (sr_core.jpeg) separates compressed inputs from clean ones.
+"""How well the blind JPEG test (sr_core.method.jpeg) separates compressed inputs from clean ones.
 
     python benchmarks/jpeg_check.py [--data ../shared/benchmarks/Set5] [--out outputs/bench/jpeg_check]
 
@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from sr_core.bench import DEFAULT_CROP, load_images, save_records
-from sr_core.jpeg import jpeg_evidence
-from sr_core.protocols import imresize, jpeg_roundtrip, make_lr, quantize8
+from sr_core.evaluation.bench import DEFAULT_CROP, load_images, save_records
+from sr_core.method.jpeg import jpeg_evidence
+from sr_core.evaluation.protocols import imresize, jpeg_roundtrip, make_lr, quantize8
 
 
 def cases(data: str | None) -> list[tuple[str, np.ndarray, bool]]:

@@ -13,7 +13,7 @@ preset's degradation, stage by stage over its image scales) or zssr (ZSSR's fath
 bicubic down and up); "objective" diffusion (ResShift loss, 15-step deterministic sampler)
 or regress (x_t = y, t = 0); "filters", "steps", "batch", "crop", "lr", "schedule" (cosine or
 constant), "ema" (0.99, used for sampling), "l1" (else MSE), "median8" (median of the 8
-dihedral outputs before back-projection, as ZSSR), "bp" (torch: `sr_core.infer.back_project`;
+dihedral outputs before back-projection, as ZSSR), "bp" (torch: `sr_core.method.infer.back_project`;
 matlab: ZSSR's), "seed", "image", "protocol". Prints one JSON record (PSNR-Y with and without
 back-projection, training seconds) and appends it to outputs/bench/loop_bisect.jsonl.
 Not a test: no time limits.
@@ -30,17 +30,17 @@ import time
 import numpy as np
 import torch
 
-from sr_core import baselines
-from sr_core.bench import append_record, load_images
+from sr_core.evaluation import baselines
+from sr_core.evaluation.bench import append_record, load_images
 from sr_core.config import preset
-from sr_core.data import PairSampler, image_scales, to_numpy, to_tensor
-from sr_core.degradation import resize
-from sr_core.diffusion import ResShiftDiffusion
-from sr_core.infer import back_project
-from sr_core.metrics import psnr_y
-from sr_core.model import NextNet
-from sr_core.protocols import imresize, make_lr
-from sr_core.train import update_ema
+from sr_core.method.pairs import PairSampler, image_scales, to_numpy, to_tensor
+from sr_core.method.degradation import resize
+from sr_core.method.diffusion import ResShiftDiffusion
+from sr_core.method.infer import back_project
+from sr_core.evaluation.metrics import psnr_y
+from sr_core.method.model import NextNet
+from sr_core.evaluation.protocols import imresize, make_lr
+from sr_core.method.train import update_ema
 
 DEFAULTS = {"image": "astronaut", "protocol": "bicubic", "scale": 2, "pairs": "ours", "objective": "diffusion",
             "filters": 8, "steps": 400, "batch": 16, "crop": 48, "lr": 2e-3, "schedule": "cosine", "ema": True,
@@ -65,7 +65,7 @@ def pair_source(opt: dict, lr_img: np.ndarray, cfg, rng: np.random.Generator):
     gen = torch.Generator().manual_seed(opt["seed"])
     samplers = [PairSampler(im, cfg.data, cfg.degradation, generator=gen) for im in image_scales(lr_img, cfg.data)]
 
-    def draw(step: int):  # coarse scales first, equal shares of the steps, as `sr_core.train`
+    def draw(step: int):  # coarse scales first, equal shares of the steps, as `sr_core.method.train`
         return samplers[min(len(samplers) - 1, step * len(samplers) // opt["steps"])].next_batch()
 
     return draw, lambda lr, size: to_numpy(resize(to_tensor(lr), size, "bicubic").clamp(0, 1)).astype(np.float64)

@@ -3,7 +3,7 @@
     python benchmarks/net_swap.py --net zssr                 # ZSSR as the bench runs it
     python benchmarks/net_swap.py --net next --filters 16 --lr 3e-3 [--depth 4] [--image chelsea]
 
-Runs `sr_core.baselines.zssr` (its pairs, L1 loss, adaptive learning rate, x8 median
+Runs `sr_core.evaluation.baselines.zssr` (its pairs, L1 loss, adaptive learning rate, x8 median
 ensemble and back-projection) on the bench's bicubic-protocol LR of one skimage photo
 (192 x 192 centre crop, x2); with ``--net next`` only the network is swapped for NextNet
 used as a direct regressor (x_t = y, t = 0). Prints PSNR-Y and seconds and appends the
@@ -18,12 +18,12 @@ import time
 
 import torch
 
-from sr_core import baselines
-from sr_core.bench import append_record, load_images
+from sr_core.evaluation import baselines
+from sr_core.evaluation.bench import append_record, load_images
 from sr_core.config import ModelConfig
-from sr_core.metrics import psnr_y
-from sr_core.model import NextNet
-from sr_core.protocols import make_lr
+from sr_core.evaluation.metrics import psnr_y
+from sr_core.method.model import NextNet
+from sr_core.evaluation.protocols import make_lr
 
 
 class DirectNext(torch.nn.Module):

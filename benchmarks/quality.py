@@ -18,10 +18,10 @@ def set5_check(folder: str) -> None:
 
     import numpy as np
 
-    from sr_core.baselines import bicubic
-    from sr_core.io import load_image
-    from sr_core.metrics import psnr_y, ssim_y
-    from sr_core.protocols import make_lr, quantize8
+    from sr_core.evaluation.baselines import bicubic
+    from sr_core.runtime.io import load_image
+    from sr_core.evaluation.metrics import psnr_y, ssim_y
+    from sr_core.evaluation.protocols import make_lr, quantize8
 
     files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in (".png", ".bmp"))
     for scale in (2, 3, 4):
@@ -38,7 +38,7 @@ def main(argv: list[str]) -> int:
     if argv[:1] == ["--set5"]:
         set5_check(argv[1])
         return 0
-    from sr_core.cli import main as cli_main
+    from sr_core.faces.cli import main as cli_main
 
     return cli_main(["bench", *argv])
 

@@ -27,14 +27,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sr_core.accel import Accel
+from sr_core.runtime.accel import Accel
 from sr_core.config import preset
-from sr_core.data import PairSampler
-from sr_core.device import resolve_device
-from sr_core.diffusion import ResShiftDiffusion
-from sr_core.infer import PlanStep, progressive_plan, run_step, upscale
-from sr_core.model import DepthwiseConv2d, NextNet
-from sr_core.train import TrainState, train_stage
+from sr_core.method.pairs import PairSampler
+from sr_core.runtime.device import resolve_device
+from sr_core.method.diffusion import ResShiftDiffusion
+from sr_core.method.infer import PlanStep, progressive_plan, run_step, upscale
+from sr_core.method.model import DepthwiseConv2d, NextNet
+from sr_core.method.train import TrainState, train_stage
 
 
 def sync(device: torch.device) -> None:
@@ -223,7 +223,7 @@ def perceptual_grid(device, side: int = 512, batch: int = 8, repeat: int = 10,
     or reused (a fixed batch, as the paper preset trains on); with `compiled`, also the feature
     network under torch.compile; with `profile`, a profiler's table of the reused-target step
     (top operators by device time) written there."""
-    from sr_core import lpips_offline
+    from sr_core.method import lpips_offline
 
     try:
         net = lpips_offline.load("vgg", device)

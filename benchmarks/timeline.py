@@ -33,9 +33,9 @@ import torch  # noqa: E402
 
 T_TORCH = time.perf_counter()
 
-import sr_core.cli  # noqa: E402
-import sr_core.infer  # noqa: E402
-import sr_core.train  # noqa: E402
+import sr_core.faces.cli  # noqa: E402
+import sr_core.method.infer  # noqa: E402
+import sr_core.method.train  # noqa: E402
 
 T_SR_CORE = time.perf_counter()
 
@@ -97,37 +97,37 @@ def main(argv=None) -> dict:
         torch.cuda.synchronize()
     device_start = time.perf_counter() - t
 
-    from sr_core import accel, data, io, perceptual, viz
+    from sr_core.runtime import accel, data, io, perceptual, viz
 
-    phases.wrap(sr_core.train, "image_scales", "image scales (Lanczos)")
+    phases.wrap(sr_core.method.train, "image_scales", "image scales (Lanczos)")
     phases.wrap(data.PairSampler, "__init__", "pair sampler set-up")
     phases.wrap(perceptual, "load_perceptual", "perceptual network")
-    phases.wrap(sr_core.train.TrainState, "save", "checkpoint")
-    phases.wrap(sr_core.train, "publish_as", "checkpoint")
+    phases.wrap(sr_core.method.train.TrainState, "save", "checkpoint")
+    phases.wrap(sr_core.method.train, "publish_as", "checkpoint")
     phases.wrap(accel.GraphedDenoiser, "capture", "CUDA graph capture")
-    phases.wrap(sr_core.train, "build_model", "model build")
-    phases.wrap(sr_core.infer, "upscale", "upscale")
+    phases.wrap(sr_core.method.train, "build_model", "model build")
+    phases.wrap(sr_core.method.infer, "upscale", "upscale")
     phases.wrap(io, "save_image", "output PNG")
     phases.wrap(viz, "save_figure", "loss figure")
-    phases.wrap(sr_core.train, "train", "train (all)")
-    phases.wrap(sr_core.train.TrainState, "fresh", "training state set-up")
+    phases.wrap(sr_core.method.train, "train", "train (all)")
+    phases.wrap(sr_core.method.train.TrainState, "fresh", "training state set-up")
     phases.wrap(data.PairSampler, "next_batch", "first batch of pairs", first_only=True)
-    phases.wrap(sr_core.infer, "run_step", "upscale plan steps")
+    phases.wrap(sr_core.method.infer, "run_step", "upscale plan steps")
     phases.wrap(viz, "loss_figure", "loss figure")
     if args.no_loss_figure:
-        sr_core.cli._save_loss_figure = lambda *a: None
+        sr_core.faces.cli._save_loss_figure = lambda *a: None
     t = time.perf_counter()
     importlib.import_module("tqdm.auto")  # imported by the training loop; timed here on its own
 
     tqdm_import = time.perf_counter() - t
     stamps: list[float] = []
-    loss = sr_core.train.ResShiftDiffusion.loss
+    loss = sr_core.method.train.ResShiftDiffusion.loss
 
     def stamped(self, *a, **k):
         stamps.append(time.perf_counter())
         return loss(self, *a, **k)
 
-    sr_core.train.ResShiftDiffusion.loss = stamped
+    sr_core.method.train.ResShiftDiffusion.loss = stamped
 
     cli_args = ["run", args.photo, "--preset", args.preset, "--scale", args.scale, "--device", args.device,
                 "--out", str(out / f"run_{args.preset}"), "--overwrite", "-q"]
@@ -137,7 +137,7 @@ def main(argv=None) -> dict:
         cli_args.append("--compile")
     cli_args += args.job_options
     t = time.perf_counter()
-    rc = sr_core.cli.main(cli_args)
+    rc = sr_core.faces.cli.main(cli_args)
     job = time.perf_counter() - t
     phases.sync()
     gaps = [b - a for a, b in zip(stamps, stamps[1:])]

@@ -1,7 +1,7 @@
 """Keep the notebooks in step with their sources: `python notebooks/sync_notebooks.py`.
 
 1. Rewrites the Colab badge and the `REPO = ...` line of every notebooks/py/NN_*.py from
-   `sr_core.viz.COLAB_REPO` (a fork changes that one line, then runs this script).
+   `sr_core.faces.viz.COLAB_REPO` (a fork changes that one line, then runs this script).
 2. Regenerates each notebooks/NN_*.ipynb from its .py (the .py is the source), keeping the
    cell ids of the existing notebook (`jupytext --update`) and dropping any outputs.
 
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import nbformat
 
-from sr_core.viz import COLAB_REPO, colab_badge
+from sr_core.faces.viz import COLAB_REPO, colab_badge
 
 HERE = Path(__file__).resolve().parent
 BADGE = re.compile(r"\[!\[Open In Colab\]\([^)]*\)\]\([^)]*\)")

@@ -1,5 +1,5 @@
 """`python -m sr_core` runs the command line interface."""
 
-from sr_core.cli import main
+from sr_core.faces.cli import main
 
 raise SystemExit(main())

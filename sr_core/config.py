@@ -66,7 +66,7 @@ class DataConfig:
     pair_mode: str = "paper"
     step_factor: tuple[float, float] = (2.0, 2.0)
     # "per_sample": each image drawn on its own on the CPU generator (the original's shape);
-    # "batched": the whole batch at once on the training device (see sr_core.degradation).
+    # "batched": the whole batch at once on the training device (see sr_core.method.degradation).
     synthesis: str = "per_sample"
     max_train_pixels: int = 1024 * 1024  # image scales are capped to this many pixels
 
@@ -128,7 +128,7 @@ class InferConfig:
     # Noisy or JPEG'd photos: blur (Gaussian sigma, input pixels) of the residual when the first
     # step back-projects onto the user's image, so its noise is not copied back; 0 = exact.
     bp_residual_blur: float = 0.0
-    # The same blur, used only when the input shows JPEG compression (sr_core.jpeg detects it
+    # The same blur, used only when the input shows JPEG compression (sr_core.method.jpeg detects it
     # from the pixels); 0 = never look.
     jpeg_residual_blur: float = 0.0
     # Where the user gives the blur kernel (`--kernel`): iterations of back-projection through
@@ -359,7 +359,7 @@ def _default() -> Config:
     tr.ema_decay, tr.ema_start, tr.ema_every = 0.99, 0, 1
     tr.checkpoint_every = 100
     inf.use_ema, inf.final_pass, inf.stochastic, inf.back_projection = True, False, False, 10
-    # A JPEG'd input (sr_core.jpeg tells from its pixels) is back-projected coarse only, as
+    # A JPEG'd input (sr_core.method.jpeg tells from its pixels) is back-projected coarse only, as
     # `--noisy` does: on the harness's realistic LR (JPEG quality 80), paired, x2 +0.15 dB and
     # x4 +0.08 (the +0.5 / +0.3 dB over bicubic the issue asks for, met); no clean test image
     # is flagged, so nothing changes for them (docs/ablations.md).

@@ -32,7 +32,7 @@ def _seed():
 
 @pytest.fixture(scope="session")
 def sample_rgb() -> np.ndarray:
-    from sr_core.io import load_image
+    from sr_core.runtime.io import load_image
 
     return load_image(DATA / "chelsea_crop.png").rgb
 
@@ -48,7 +48,7 @@ def smoke_cfg():
 def trained_smoke(tmp_path_factory, sample_rgb):
     """One smoke-preset training run on a 64x64 crop, shared by the tests that need a model."""
     from sr_core.config import preset
-    from sr_core.train import train
+    from sr_core.method.train import train
 
     out = tmp_path_factory.mktemp("trained")
     cfg = preset("smoke")

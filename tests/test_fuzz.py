@@ -20,10 +20,10 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from sr_core.config import DiffusionConfig, InferConfig
-from sr_core.diffusion import ResShiftDiffusion
+from sr_core.method.diffusion import ResShiftDiffusion
 from sr_core.errors import UserError
-from sr_core.infer import progressive_plan, target_size, upscale
-from sr_core.io import MIN_SIDE, load_image
+from sr_core.method.infer import progressive_plan, target_size, upscale
+from sr_core.runtime.io import MIN_SIDE, load_image
 
 MODES = ["L", "LA", "RGB", "RGBA", "P", "I;16"]
 HYPOTHESIS_EXAMPLES = 200

@@ -20,12 +20,12 @@ import pytest
 import torch
 from PIL import Image
 
-from sr_core.checkpoint import load_checkpoint, save_checkpoint
-from sr_core.cli import main
+from sr_core.runtime.checkpoint import load_checkpoint, save_checkpoint
+from sr_core.faces.cli import main
 from sr_core.config import Config, preset
 from sr_core.errors import UserError
-from sr_core.io import load_image, save_image
-from sr_core.train import TrainState, load_model, train
+from sr_core.runtime.io import load_image, save_image
+from sr_core.method.train import TrainState, load_model, train
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ["--preset", "smoke", "--train.steps_per_scale", "3", "--data.image_scales", "1.0", "-q"]
@@ -325,7 +325,7 @@ def test_resume_from_another_preset_or_a_weights_only_checkpoint(tmp_path, capsy
     cfg = preset("smoke")
     cfg.train.steps_per_scale = (3,)
     cfg.data.image_scales = (1.0,)
-    from sr_core.checkpoint import image_fingerprint
+    from sr_core.runtime.checkpoint import image_fingerprint
 
     weights = tmp_path / "weights.pt"
     save_checkpoint(weights, {"model": {}, "fingerprint": image_fingerprint(load_image(small_png).rgb)}, cfg)
@@ -363,7 +363,7 @@ def test_divergence_keeps_the_last_good_checkpoint(tmp_path, sample_rgb, poison_
             with torch.no_grad():
                 next(model_ref["state"].parameters()).fill_(float("nan"))
 
-    import sr_core.train as tr
+    import sr_core.method.train as tr
 
     original = tr.train_stage
 

@@ -34,7 +34,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = "OWNER/sr_core"  # = sr_core.viz.COLAB_REPO (kept in sync by notebooks/sync_notebooks.py)
+REPO = "OWNER/sr_core"  # = sr_core.faces.viz.COLAB_REPO (kept in sync by notebooks/sync_notebooks.py)
 if "google.colab" in sys.modules:
     ROOT = Path("/content/sr_core")
     if not ROOT.exists():
@@ -63,12 +63,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from sr_core import viz
+from sr_core.faces import viz
 from sr_core.config import DegradationConfig, preset
-from sr_core.data import PairSampler, image_scales, to_numpy, to_tensor
-from sr_core.degradation import (KERNEL_FAMILIES, degrade, filter2d, gaussian_kernel, gaussian_noise, jpeg,
+from sr_core.method.pairs import PairSampler, image_scales, to_numpy, to_tensor
+from sr_core.method.degradation import (KERNEL_FAMILIES, degrade, filter2d, gaussian_kernel, gaussian_noise, jpeg,
                                  poisson_noise, random_kernel, resize, usm_sharpen)
-from sr_core.io import load_image
+from sr_core.runtime.io import load_image
 
 if SMOKE:
     torch.set_num_threads(1)  # tiny tensors: extra threads cost more than they give on a busy CPU

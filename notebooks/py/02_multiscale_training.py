@@ -16,7 +16,7 @@
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/OWNER/sr_core/blob/main/notebooks/02_multiscale_training.ipynb)
 #
 # The model is trained on one photo, one *image scale* at a time, coarse first. Each stage is
-# one call to `sr_core.train.train_stage`; `sr_core.train.train` (what `sr-core train` runs)
+# one call to `sr_core.method.train.train_stage`; `sr_core.method.train.train` (what `sr-core train` runs)
 # is just a loop over these calls with checkpoints. Here the loop is unrolled so each stage
 # can be watched.
 #
@@ -34,7 +34,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = "OWNER/sr_core"  # = sr_core.viz.COLAB_REPO (kept in sync by notebooks/sync_notebooks.py)
+REPO = "OWNER/sr_core"  # = sr_core.faces.viz.COLAB_REPO (kept in sync by notebooks/sync_notebooks.py)
 if "google.colab" in sys.modules:
     ROOT = Path("/content/sr_core")
     if not ROOT.exists():
@@ -64,15 +64,15 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from sr_core import viz
-from sr_core.checkpoint import image_fingerprint
+from sr_core.faces import viz
+from sr_core.runtime.checkpoint import image_fingerprint
 from sr_core.config import PRESETS, preset
-from sr_core.data import PairSampler, image_scales
-from sr_core.device import resolve_device
-from sr_core.diffusion import ResShiftDiffusion
-from sr_core.io import load_image
-from sr_core.perceptual import load_perceptual
-from sr_core.train import TrainState, load_model, train_stage
+from sr_core.method.pairs import PairSampler, image_scales
+from sr_core.runtime.device import resolve_device
+from sr_core.method.diffusion import ResShiftDiffusion
+from sr_core.runtime.io import load_image
+from sr_core.method.perceptual import load_perceptual
+from sr_core.method.train import TrainState, load_model, train_stage
 
 DEVICE = resolve_device("auto")
 if SMOKE:
@@ -142,7 +142,7 @@ print(f"model: {n_params:,} parameters; diffusion: T = {diffusion.timesteps}")
 
 
 def data_generator(stage):
-    """The random generator of a stage's pairs, seeded as sr_core.train.train seeds it."""
+    """The random generator of a stage's pairs, seeded as sr_core.method.train.train seeds it."""
     return torch.Generator().manual_seed(cfg.seed * 1009 + stage)
 
 
@@ -252,7 +252,7 @@ print(f"checkpoint: {path.relative_to(ROOT)} ({path.stat().st_size / 1024:.0f} K
 # ## Summary
 #
 # - Training = one `train_stage` call per image scale, sharing one `TrainState`.
-#   `sr_core.train.train(photo, cfg)` runs exactly this loop (with checkpoints and resume);
+#   `sr_core.method.train.train(photo, cfg)` runs exactly this loop (with checkpoints and resume);
 #   from a shell: `sr-core train data/chelsea_crop.png --preset smoke`.
 # - The checkpoint holds weights, EMA, optimizer, random states, history and config.
 # - Notebook 03 uses such a model to upscale, step by step.

@@ -23,7 +23,7 @@
 # - how `progressive_plan` turns "2 then 4", "3.3x" or "2x wide, 3x tall" into exact sizes;
 # - what each intermediate looks like next to bicubic and Lanczos, with zoomed crops;
 # - how to measure the result honestly: degrade a photo on purpose, upscale it back and
-#   compare with the original (`sr_core.metrics.evaluate`), against bicubic and Lanczos;
+#   compare with the original (`sr_core.evaluation.metrics.evaluate`), against bicubic and Lanczos;
 # - the equivalent `sr-core` and original-style command lines.
 
 # %%
@@ -33,7 +33,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = "OWNER/sr_core"  # = sr_core.viz.COLAB_REPO (kept in sync by notebooks/sync_notebooks.py)
+REPO = "OWNER/sr_core"  # = sr_core.faces.viz.COLAB_REPO (kept in sync by notebooks/sync_notebooks.py)
 if "google.colab" in sys.modules:
     ROOT = Path("/content/sr_core")
     if not ROOT.exists():
@@ -60,15 +60,15 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from sr_core import viz
+from sr_core.faces import viz
 from sr_core.config import preset
-from sr_core.data import lanczos_resize
-from sr_core.device import resolve_device
-from sr_core.diffusion import ResShiftDiffusion
-from sr_core.infer import bicubic_upscale, progressive_plan, target_size, upscale
-from sr_core.io import load_image
-from sr_core.metrics import evaluate
-from sr_core.train import train
+from sr_core.method.pairs import lanczos_resize
+from sr_core.runtime.device import resolve_device
+from sr_core.method.diffusion import ResShiftDiffusion
+from sr_core.method.infer import bicubic_upscale, progressive_plan, target_size, upscale
+from sr_core.runtime.io import load_image
+from sr_core.evaluation.metrics import evaluate
+from sr_core.method.train import train
 
 DEVICE = resolve_device("auto")
 if SMOKE:
@@ -160,7 +160,7 @@ for step, img in zip(plan, out.intermediates):
 # %% [markdown]
 # ## 4. Metrics against the ground truth (2x)
 #
-# The field's protocol (`sr_core.metrics`): PSNR and SSIM on the luma (Y) channel with the
+# The field's protocol (`sr_core.evaluation.metrics`): PSNR and SSIM on the luma (Y) channel with the
 # border (2 px for 2x) shaved, PSNR on RGB, and the shift of the mean colour in grey levels.
 # Whatever the numbers say, they are shown as they are: a model this small, trained for
 # this short a time, does **not** necessarily beat bicubic (the `paper` preset is known to land
@@ -189,7 +189,7 @@ plt.show()
 # Back-projection makes the result, downscaled, match the input exactly. If the input is a
 # JPEG, that copies its compression artefacts back. JPEG leaves a trace in the pixels: each
 # 8x8 block's DCT coefficients sit near multiples of the encoder's quantiser steps.
-# `sr_core.jpeg` looks for that lattice, and where it finds it, inference blurs the
+# `sr_core.method.jpeg` looks for that lattice, and where it finds it, inference blurs the
 # back-projection residual by one input pixel (`infer.jpeg_residual_blur`): the coarse
 # content is still matched, the artefacts are not. Here the same ground truth goes through
 # the harness's `realistic` protocol (anisotropic blur, Gaussian noise of 3 grey levels,
@@ -201,8 +201,8 @@ plt.show()
 # but not JPEG'd can ask for the same with `--noisy`.
 
 # %%
-from sr_core.jpeg import jpeg_evidence
-from sr_core.protocols import make_lr
+from sr_core.method.jpeg import jpeg_evidence
+from sr_core.evaluation.protocols import make_lr
 
 case = make_lr(gt, 2, "realistic", name=IMAGE)
 noisy_lr = case.lr.astype(np.float32)
@@ -244,7 +244,7 @@ plt.show()
 # such as this one, look at both before choosing.
 
 # %%
-from sr_core.bench import perceptual_metric
+from sr_core.evaluation.bench import perceptual_metric
 
 distance, _ = perceptual_metric()  # None if its weights are missing
 kernel = case.info["kernel"]
@@ -285,7 +285,7 @@ commands = [
     "python -m sr_core --scope S --mode SR --dataset_folder data --image_name chelsea_crop.png "
     "--results_folder outputs/results --widthl 2 4 --heightl 2 4 --load_milestone 2",
 ]
-from sr_core import cli, seed_cli
+from sr_core.faces import cli, seed_cli
 
 for line in commands:
     argv = line.split()

@@ -33,7 +33,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = "OWNER/sr_core"  # = sr_core.viz.COLAB_REPO (kept in sync by notebooks/sync_notebooks.py)
+REPO = "OWNER/sr_core"  # = sr_core.faces.viz.COLAB_REPO (kept in sync by notebooks/sync_notebooks.py)
 if "google.colab" in sys.modules:
     ROOT = Path("/content/sr_core")
     if not ROOT.exists():
@@ -62,13 +62,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from sr_core import viz
+from sr_core.faces import viz
 from sr_core.config import preset
-from sr_core.device import resolve_device
-from sr_core.diffusion import ResShiftDiffusion
-from sr_core.infer import progressive_plan, upscale
-from sr_core.io import load_image
-from sr_core.train import train
+from sr_core.runtime.device import resolve_device
+from sr_core.method.diffusion import ResShiftDiffusion
+from sr_core.method.infer import progressive_plan, upscale
+from sr_core.runtime.io import load_image
+from sr_core.method.train import train
 
 DEVICE = resolve_device("auto")
 if SMOKE:

@@ -1,0 +1,1 @@
+"""The method: pseudo pairs, the denoiser, the ResShift diffusion, training and progressive inference."""

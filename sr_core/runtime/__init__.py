@@ -1,0 +1,1 @@
+"""Runtime: devices, acceleration, image and checkpoint files, tiling."""
