@@ -152,6 +152,9 @@ class Config:
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     infer: InferConfig = field(default_factory=InferConfig)
+    # What `sr_core.resolve` decided for this run and why (variant, input size, plan,
+    # decisions); informational, never read back into the fields above.
+    resolved: dict[str, Any] = field(default_factory=dict)
 
     def steps_for_stage(self, stage: int) -> int:
         steps = self.train.steps_per_scale
@@ -249,6 +252,11 @@ def _apply(obj: Any, raw: dict[str, Any], prefix: str) -> None:
         name = f"{prefix}{key}"
         if key not in fields:
             raise UserError(f"unknown config field {name!r}")
+        if name == "resolved":  # a record, kept as written
+            if not isinstance(value, dict):
+                raise UserError("config field 'resolved' must be an object")
+            obj.resolved = dict(value)
+            continue
         current = getattr(obj, key)
         if dataclasses.is_dataclass(current):
             if not isinstance(value, dict):
@@ -305,7 +313,7 @@ def apply_overrides(cfg: Config, raw: dict[str, Any]) -> Config:
     """
     if not isinstance(raw, dict):
         raise UserError("config overrides must be a JSON object")
-    raw = {k: v for k, v in raw.items() if k not in ("preset", "config_version")}
+    raw = {k: v for k, v in raw.items() if k not in ("preset", "config_version", "resolved")}
     _apply(cfg, _undot(raw), prefix="")
     cfg.validate()
     return cfg
@@ -344,7 +352,7 @@ def _default() -> Config:
     Chosen by measurement (docs/ablations.md): x2 of 128-px LR crops of skimage astronaut
     and chelsea (bicubic protocol), mean PSNR-Y 33.86 dB against bicubic 32.83 and
     bicubic + back-projection 33.73. This is `default` for inputs under
-    `SIZED_DEFAULT_MIN_PIXELS`; `preset("default", input_size=...)` widens it above that.
+    `SIZED_DEFAULT_MIN_PIXELS`; `sr_core.resolve` widens it above that.
     """
     cfg = Config(preset="default")
     d, tr, inf = cfg.data, cfg.train, cfg.infer
@@ -399,7 +407,7 @@ def _wide() -> Config:
     over to the second, twice larger step; from 96 x 96 LR it is ahead at x4 too (+0.14 /
     +0.06). Train + x4 of a 128x128 photo stays inside the issue's 3 minutes on a 2-core CPU
     (docs/performance.md).
-    `preset("default", input_size=...)` is this configuration from `SIZED_DEFAULT_MIN_PIXELS` up.
+    `sr_core.resolve` gives `default` this configuration from `SIZED_DEFAULT_MIN_PIXELS` up.
     """
     cfg = _fast()
     cfg.preset = "wide"
@@ -448,7 +456,7 @@ def _smoke() -> Config:
 PRESETS = {"paper": _paper, "default": _default, "fast": _fast, "wide": _wide, "smoke": _smoke}
 
 
-# `default` trains `wide`'s network on inputs of at least this many pixels. Measured at x2 on
+# `default` trains `wide`'s network (sr_core.resolve) on inputs of at least this many pixels. Measured at x2 on
 # the benchmark's four photos, `wide` minus `fast` (= `default` within 0.03 dB), bicubic /
 # realistic LR, mean PSNR-Y: 48x48 inputs -0.24 / +0.03, 64x64 -0.12 / +0.05, 80x80 +0.13 /
 # +0.07 (one image -0.26), 96x96 +0.37 / +0.12, 128x128 +0.37 / +0.11 (no image behind from
@@ -457,21 +465,11 @@ PRESETS = {"paper": _paper, "default": _default, "fast": _fast, "wide": _wide, "
 SIZED_DEFAULT_MIN_PIXELS = 96 * 96
 
 
-def preset(name: str, input_size: tuple[int, int] | None = None) -> Config:
-    """A fresh copy of a named preset.
-
-    `input_size` (w, h) is the image it will train on: `default` takes `wide`'s network and
-    training from `SIZED_DEFAULT_MIN_PIXELS` up (the other presets do not depend on it).
-    """
+def preset(name: str) -> Config:
+    """A fresh copy of a named preset, as defined (`sr_core.resolve` sizes `default` by its input)."""
     if name not in PRESETS:
         raise UserError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
-    cfg = (_wide if sized_as_wide(name, input_size) else PRESETS[name])()
+    cfg = PRESETS[name]()
     cfg.preset = name
     cfg.validate()
     return copy.deepcopy(cfg)
-
-
-def sized_as_wide(name: str, input_size: tuple[int, int] | None) -> bool:
-    """Whether preset `name` trains `wide`'s configuration on an image of `input_size` (w, h)."""
-    return (name == "default" and input_size is not None
-            and int(input_size[0]) * int(input_size[1]) >= SIZED_DEFAULT_MIN_PIXELS)

@@ -25,6 +25,14 @@ torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)
+def _outputs_in_tmp(tmp_path, monkeypatch):
+    """Run folders the CLI makes by itself (no --out) go to the test's own folder, not outputs/."""
+    import sr_core.faces.cli as cli
+
+    monkeypatch.setattr(cli, "DEFAULT_OUT", tmp_path / "outputs")
+
+
+@pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
     np.random.seed(0)

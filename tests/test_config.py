@@ -96,10 +96,15 @@ def test_wide_preset_is_fast_with_a_wider_network_trained_longer_on_l1():
 
 
 def test_default_takes_wides_network_and_training_from_96x96_inputs_up():
-    small, large, wide = preset("default", input_size=(128, 71)), preset("default", input_size=(96, 96)), preset("wide")
-    assert small.to_dict() == preset("default").to_dict()  # 9088 px: under the threshold
-    assert large.preset == "default" and large.model.filters == 16
-    assert {k: v for k, v in large.to_dict().items() if k != "preset"} == \
-        {k: v for k, v in wide.to_dict().items() if k != "preset"}  # its figures are wide's
+    from sr_core.resolve import resolve
+
+    def settings(cfg, *drop):
+        return {k: v for k, v in cfg.to_dict().items() if k not in ("resolved", *drop)}
+
+    small, large = resolve("default", input_size=(128, 71)), resolve("default", input_size=(96, 96))
+    assert settings(small) == settings(preset("default"))  # 9088 px: under the threshold
+    assert large.preset == "default" and large.model.filters == 16 and large.resolved["variant"] == "wide"
+    assert "at least 96x96" in large.resolved["decisions"][0] and "under 96x96" in small.resolved["decisions"][0]
+    assert settings(large, "preset") == settings(preset("wide"), "preset")  # its figures are wide's
     for name in ("paper", "fast", "wide", "smoke"):  # no other preset depends on the input
-        assert preset(name, input_size=(4000, 3000)).to_dict() == preset(name).to_dict()
+        assert settings(resolve(name, input_size=(4000, 3000))) == settings(preset(name))

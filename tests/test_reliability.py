@@ -339,10 +339,11 @@ def test_checkpoint_from_another_preset_upscales_with_its_own_config(tmp_path, c
     cfg.diffusion.timesteps = 3  # keep it quick; the architecture is still paper's
     paper = TrainState.fresh(cfg, "0" * 16, torch.device("cpu")).save(tmp_path / "paper.pt", None)
     out = tmp_path / "o.png"
-    rc, err = run_cli(["upscale", small_png, "-c", paper, "--scale", "2", "-o", out, "-q"], capsys)
+    rc, err = run_cli(["upscale", small_png, "-c", paper, "--scale", "2", "-o", out, "--out", tmp_path / "run",
+                       "-q"], capsys)
     assert rc == 0, err
     assert load_image(out).size == (32, 24)
-    saved = Config.from_json((tmp_path / "o_config.json").read_text())
+    saved = Config.from_json((tmp_path / "run" / "config.json").read_text())
     assert saved.preset == "paper" and saved.model.residual is False
 
 

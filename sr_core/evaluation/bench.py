@@ -78,46 +78,31 @@ class MethodSpec:
         return hashlib.sha1(json.dumps(self.options, sort_keys=True).encode()).hexdigest()[:10]
 
 
-def sr_core_config(name: str, *, override: dict | None = None, steps: int | None = None,
-                   input_size: tuple[int, int] | None = None):
-    """A preset (sized for `input_size`, see `config.preset`) with the bench's overrides applied
-    (JSON fields, then --steps)."""
-    from sr_core.config import apply_overrides, preset
+def sr_core_upscaler(name: str, *, override: dict | None = None, steps: int | None = None, device: str = "cpu",
+                     train_perceptual: str = "auto"):
+    """The bench's Upscaler for preset `name`: the JSON fields of --preset-override (a "seed"
+    among them is the seed), then --steps, and no perceptual loss with --train-perceptual off."""
+    from sr_core.upscaler import Upscaler
 
-    cfg = preset(name, input_size=input_size)
-    if override:
-        apply_overrides(cfg, override)
+    fields = dict(override or {})
+    seed = fields.pop("seed", None)
     if steps is not None:
-        cfg.train.steps_per_scale = (int(steps),)
-    cfg.validate()
-    return cfg
+        fields["train.steps_per_scale"] = [int(steps)]
+    if train_perceptual == "off":
+        fields["train.perceptual_weight"] = 0.0
+    return Upscaler(name, device=device, seed=seed, **fields)
 
 
-def train_on_lr(lr: np.ndarray, scale: int, cfg, *, device: str = "cpu", perceptual="auto"):
-    """Train `cfg` on the LR image itself, as the bench does; returns the LR as float32, the
-    model to sample with and the progressive plan to `scale` (ablation scripts reuse this)."""
-    from sr_core.method.infer import progressive_plan, target_size
-    from sr_core.method.train import train
-
-    rgb = np.ascontiguousarray(lr, np.float32)
-    model = train(rgb, cfg, device=device, out_dir=None, progress=False, perceptual=perceptual).sampling_model()
-    in_size = (rgb.shape[1], rgb.shape[0])
-    target = target_size(in_size, scale=scale)
-    plan = progressive_plan(in_size, target, max_step=cfg.infer.max_step_factor, final_pass=cfg.infer.final_pass)
-    return rgb, model, plan
+def run_sr_core(lr: np.ndarray, scale: int, up, *, kernel: np.ndarray | None = None) -> np.ndarray:
+    """Fit the Upscaler `up` on the LR image itself, then upscale it by `scale`; `kernel`: the
+    protocol's blur, for a run told it."""
+    up.fit(np.ascontiguousarray(lr, np.float32), scale=scale, progress=False)
+    return np.asarray(up.upscale(scale=scale, kernel=kernel, progress=False), np.float64)
 
 
-def run_sr_core(lr: np.ndarray, scale: int, cfg, *, device: str = "cpu", perceptual="auto",
-                kernel: np.ndarray | None = None) -> np.ndarray:
-    """Train `cfg` on the LR image itself, then upscale it by `scale` (progressive plan);
-    `kernel`: the protocol's blur, for a run told it (`sr_core.method.infer.upscale`)."""
-    from sr_core.method.diffusion import ResShiftDiffusion
-    from sr_core.method.infer import upscale
-
-    rgb, model, plan = train_on_lr(lr, scale, cfg, device=device, perceptual=perceptual)
-    out = upscale(model, rgb, plan, ResShiftDiffusion(cfg.diffusion), cfg.infer,
-                  device=device, seed=cfg.seed, progress=False, kernel=kernel)
-    return out.image.astype(np.float64)
+def _settings(cfg) -> dict:
+    """A config's settings for the cache key (without the record of how it was resolved)."""
+    return {k: v for k, v in cfg.to_dict().items() if k != "resolved"}
 
 
 def build_methods(names: Sequence[str], *, override: dict | None = None, steps: int | None = None,
@@ -154,21 +139,21 @@ def build_methods(names: Sequence[str], *, override: dict | None = None, steps: 
             # protocol without one (bicubic) runs it as PRESET.
             told = name.endswith(KERNEL_SUFFIX)
             preset_name = name.removesuffix(KERNEL_SUFFIX)
-            cfg = sr_core_config(preset_name, override=override, steps=steps)
-            options = {"config": cfg.to_dict(), "train_perceptual": train_perceptual}
-            large = sr_core_config(preset_name, override=override, steps=steps, input_size=large_size).to_dict()
-            if large != options["config"]:  # sized by its input: both configurations enter the cache key
-                options["large_input"] = {"min_pixels": SIZED_DEFAULT_MIN_PIXELS, "config": large}
-            perceptual = None if train_perceptual == "off" else "auto"
 
+            def make(p=preset_name):
+                return sr_core_upscaler(p, override=override, steps=steps, device=device,
+                                        train_perceptual=train_perceptual)
+
+            up = make()
+            small, large = (_settings(up.resolve(input_size=s)) for s in ((1, 1), large_size))
+            options = {"config": small, "train_perceptual": train_perceptual}
+            if large != small:  # sized by its input: both configurations enter the cache key
+                options["large_input"] = {"min_pixels": SIZED_DEFAULT_MIN_PIXELS, "config": large}
             if told:
                 options["told_kernel"] = True
 
-            def run_preset(c, name=preset_name, p=perceptual, told=told):
-                size = (c.lr.shape[1], c.lr.shape[0])
-                cfg = sr_core_config(name, override=override, steps=steps, input_size=size)
-                return run_sr_core(c.lr, c.scale, cfg, device=device, perceptual=p,
-                                   kernel=c.info.get("kernel") if told else None)
+            def run_preset(c, make=make, told=told):
+                return run_sr_core(c.lr, c.scale, make(), kernel=c.info.get("kernel") if told else None)
 
             specs.append(MethodSpec(name, run_preset, options))
         else:
@@ -251,7 +236,7 @@ def _fmt(values: list[float], digits: int) -> str:
     return f"{np.mean(vals):.{digits}f} ± {np.std(vals):.{digits}f}"
 
 
-def summary_markdown(records: list[dict], *, title: str = "Benchmark results") -> str:
+def summary_markdown(records: list[dict], *, title: str = "Benchmark results", crop: int | None = None) -> str:
     """Table: one row per (protocol, scale, method), mean ± std over images."""
     cols = [("PSNR-Y", "psnr_y", 2), ("SSIM-Y", "ssim_y", 4), ("PSNR-RGB", "psnr_rgb", 2),
             ("colour shift", "color_shift", 2), ("perceptual ↓", "perceptual", 4), ("NIQE ↓", "niqe", 2),
@@ -259,8 +244,9 @@ def summary_markdown(records: list[dict], *, title: str = "Benchmark results") -
     methods = list(dict.fromkeys(r["method"] for r in records))
     keys = sorted({(r["protocol"], r["scale"]) for r in records})
     backends = sorted({r.get("perceptual_backend", "none") for r in records})
+    images = "whole images" if crop == 0 else (f"{crop}-px centre crops" if crop else "images")
     lines = [f"# {title}", "",
-             f"{len({r['image'] for r in records})} images; mean ± std over images; perceptual backend: "
+             f"{len({r['image'] for r in records})} {images}; mean ± std over images; perceptual backend: "
              f"{', '.join(backends)}.", "",
              "| protocol | scale | method | n | " + " | ".join(c[0] for c in cols) + " |",
              "|---|---|---|---|" + "---|" * len(cols)]
@@ -343,7 +329,7 @@ def run_bench(
     scales: Sequence[int] = (2, 4),
     protocols: Sequence[str] = ("bicubic", "realistic"),
     out: str | Path,
-    crop: int = DEFAULT_CROP,
+    crop: int | None = None,
     override: dict | None = None,
     steps: int | None = None,
     zssr_iters: int | None = None,
@@ -353,7 +339,10 @@ def run_bench(
     progress: bool = True,
     figure: bool = True,
 ) -> list[dict]:
-    """Run every (image, method, scale, protocol) cell not already in ``out/results.json``."""
+    """Run every (image, method, scale, protocol) cell not already in ``out/results.json``.
+
+    `crop`: centre crop of each HR image, 0 = whole; None = whole images for `data`, and
+    DEFAULT_CROP for the bundled set (small enough for a 2-core CPU)."""
     from tqdm.auto import tqdm
 
     from sr_core.runtime.io import atomic_write_text
@@ -372,6 +361,8 @@ def run_bench(
     done = {(r["image"], r["method"], r["scale"], r["protocol"], r.get("options")) for r in records}
     specs = build_methods(methods, override=override, steps=steps, zssr_iters=zssr_iters,
                           train_perceptual=train_perceptual, device=device)
+    if crop is None:
+        crop = 0 if data is not None else DEFAULT_CROP
     images = load_images(data, crop, only=images)
     perceptual = perceptual_metric()
     cells = [(name, hr, int(s), p, spec) for name, hr in images for p in protocols for s in scales for spec in specs]
@@ -404,7 +395,7 @@ def run_bench(
     bar.close()
     wanted = {(c[0], c[4].name, c[2], c[3], c[4].signature) for c in cells}
     current = [r for r in records if (r["image"], r["method"], r["scale"], r["protocol"], r.get("options")) in wanted]
-    atomic_write_text(out / "results.md", summary_markdown(current))
+    atomic_write_text(out / "results.md", summary_markdown(current, crop=crop))
     atomic_write_text(out / "methods.json", json.dumps({s.name: s.options for s in specs}, indent=1, default=str))
     if figure:
         zoom_figure(out / "figure.png", current, out / "images", out / "hr")
@@ -446,7 +437,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
                         out=out, crop=args.crop, override=override, steps=steps, zssr_iters=zssr_iters,
                         train_perceptual=args.train_perceptual, device=args.device, progress=not args.quiet,
                         images=_csv(args.images) if args.images else None, figure=not args.no_figure)
-    print(summary_markdown(records))
+    print(summary_markdown(records, crop=args.crop if args.crop is not None else (0 if args.data else DEFAULT_CROP)))
     print(f"results in {out}")
     return 0
 
@@ -462,8 +453,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         "the protocol's blur kernel, as IBP and ZSSR are (default: %(default)s)")
     p.add_argument("--scales", default="2,4", help="comma-separated integer scales (default: %(default)s)")
     p.add_argument("--protocols", default="bicubic,realistic", help="comma-separated LR protocols (default: %(default)s)")
-    p.add_argument("--crop", type=int, default=DEFAULT_CROP,
-                   help="centre crop of each HR image, 0 = none (default: %(default)s)")
+    p.add_argument("--crop", type=int,
+                   help=f"centre crop of each HR image, 0 = none (default: whole images with --data, "
+                        f"{DEFAULT_CROP}-px crops of the bundled set)")
     p.add_argument("--preset-override", help="JSON object (or a file of it) of config fields for the sr_core presets")
     p.add_argument("--steps", type=int, help="training steps per image scale for the sr_core presets")
     p.add_argument("--zssr-iters", type=int, help="ZSSR iteration budget (default: 400; the paper: 3000)")

@@ -17,13 +17,12 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from sr_core.config import (PRESETS, SIZED_DEFAULT_MIN_PIXELS, Config, apply_overrides, preset, set_field,
-                            sized_as_wide)
+from sr_core.config import PRESETS, SIZED_DEFAULT_MIN_PIXELS, Config, preset
 from sr_core.errors import UserError
+from sr_core.resolve import NOISY_RESIDUAL_BLUR, SIZED_PRESETS, Target
 
 DEFAULT_OUT = Path("outputs")
 SAMPLE_IMAGE = Path(__file__).resolve().parents[2] / "data" / "chelsea_crop.png"
-NOISY_RESIDUAL_BLUR = 1.0  # --noisy: the residual blur measured on the realistic protocol (docs/ablations.md)
 SEED_FLAGS = ("--mode", "--scope", "--image_name", "--dataset_folder")
 
 
@@ -47,22 +46,38 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
                            help=argparse.SUPPRESS if name.endswith("kernel_probs") else None)
 
 
-def build_config(args: argparse.Namespace, input_size: tuple[int, int] | None = None) -> Config:
-    """The preset (sized for an input of `input_size`, see `preset`), then --config, then fields."""
-    cfg = preset(args.preset, input_size=input_size)
-    if getattr(args, "config", None):
-        try:
-            raw = json.loads(Path(args.config).read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise UserError(f"cannot read config file {args.config}: {exc}") from None
-        apply_overrides(cfg, raw)
-    for key, value in vars(args).items():
-        if key.startswith("cfg:") and value is not None:
-            set_field(cfg, key[4:], value)
-    if getattr(args, "seed", None) is not None:
-        cfg.seed = int(args.seed)
-    cfg.validate()
-    return cfg
+def _field_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The config fields given as flags, and what the run flags (--tile, --final-pass) set."""
+    fields = {key[4:]: value for key, value in vars(args).items() if key.startswith("cfg:") and value is not None}
+    if getattr(args, "tile", None) is not None:
+        if args.tile < 0:
+            raise UserError("--tile must be 0 (never tile) or a tile size in pixels")
+        fields["infer.tile"] = args.tile
+    if getattr(args, "final_pass", None) is not None:
+        fields["infer.final_pass"] = args.final_pass
+    return fields
+
+
+def _noisy(args: argparse.Namespace) -> bool | None:
+    return True if getattr(args, "noisy", False) else (False if getattr(args, "clean", False) else None)
+
+
+def _upscaler(args: argparse.Namespace):
+    """The run's Upscaler, from the preset, --config, the field flags and the run flags."""
+    from sr_core.upscaler import Upscaler
+
+    return Upscaler(args.preset, device=args.device, seed=args.seed, config=getattr(args, "config", None),
+                    noisy=_noisy(args), precision=args.precision, compile=args.compile,
+                    cuda_graph=args.cuda_graph, **_field_overrides(args))
+
+
+def _target(args: argparse.Namespace) -> dict[str, Any]:
+    """The target flags as keyword arguments of Upscaler.fit / upscale."""
+    if all(v is None for v in (args.scale, args.scale_w, args.scale_h, args.size, args.plan, args.plan_w, args.plan_h)):
+        raise UserError("give a target: --scale S, --scale-w W --scale-h H, or --size WxH")
+    return {"scale": args.scale, "scale_w": args.scale_w, "scale_h": args.scale_h,
+            "size": parse_size(args.size) if args.size else None, "plan": args.plan, "plan_w": args.plan_w,
+            "plan_h": args.plan_h, "force": args.force}
 
 
 # ------------------------------------------------------------------------ helpers
@@ -94,123 +109,65 @@ def _float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
 
 
-def _log(msg: str, quiet: bool = False) -> None:
-    if not quiet:
-        print(msg, file=sys.stderr)
-
-
 # ------------------------------------------------------------------------ commands
-def _check_input_output(image: Path, output: Path) -> None:
-    if output.suffix.lower() != ".png":  # checked before the work, not after it
+def _check_output(image: Path, output: Path, *, overwrite: bool) -> None:
+    """Fail before the work, not after it: a PNG path that is not the input and can be written."""
+    from sr_core.runtime.io import check_writable
+
+    if output.suffix.lower() != ".png":
         raise UserError(f"output must be a .png file: {output}")
     if output.resolve() == image.resolve():
         raise UserError(f"output {output} is the input image: refusing to overwrite it")
+    check_writable(output, overwrite=overwrite)
 
 
-def _save_loss_figure(result, image_path: Path, out_dir: Path) -> None:
+def save_loss_figure(result, image_path: Path, out_dir: Path) -> None:
     from sr_core.faces.viz import loss_figure, save_figure
 
     save_figure(loss_figure(result.history, title=f"{image_path.name}: loss"), out_dir / "loss.png")
 
 
-def do_train(args, cfg: Config, image_path: Path, out_dir: Path, image=None, *,
-             figure: bool = True) -> tuple[Any, Any]:
-    """Train `cfg` on the image (loaded from `image_path` unless the caller already has it);
-    with `figure` False the caller saves the loss figure (`_save_loss_figure`)."""
-    from sr_core.runtime.device import resolve_device
-    from sr_core.runtime.io import atomic_write_text, load_image
-    from sr_core.method.train import train
+def write_upscale(up, image_path: Path, out_dir: Path, output: Path | None, *, target: dict[str, Any],
+                  overwrite: bool = False, quiet: bool = False, gt: str | None = None,
+                  save_intermediates: bool = False, kernel=None, kernel_file: str | None = None) -> dict[str, Any]:
+    """Upscale the image with a fitted or loaded Upscaler and write the result (and, where
+    asked, its intermediates and metrics against `gt`); returns the run's summary."""
+    from sr_core.evaluation.metrics import evaluate
+    from sr_core.method.infer import bicubic_upscale
+    from sr_core.runtime.io import atomic_write_text, load_image, save_image
 
-    image = load_image(image_path) if image is None else image
-    device = resolve_device(args.device)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out_dir / "config.json", cfg.to_json())
-    sized = ""
-    if sized_as_wide(cfg.preset, image.size):
-        sized = f" (as wide: {SIZED_DEFAULT_MIN_PIXELS} pixels or more)"
-    _log(f"training on {image_path} ({image.size[0]}x{image.size[1]}), preset {cfg.preset}{sized}: "
-         f"{cfg.model.filters} filters, {cfg.total_steps()} steps, device {device}", args.quiet)
-    result = train(image.rgb, cfg, device=device, out_dir=out_dir,
-                   resume=getattr(args, "resume", None), progress=not args.quiet, accel=_accel(args))
-    if figure:
-        _save_loss_figure(result, image_path, out_dir)
-    return image, result
-
-
-def _kernel(args):
-    """The `--kernel` file's array (sr_core.runtime.io.load_kernel), or None without the flag."""
-    if not getattr(args, "kernel", None):
-        return None
-    from sr_core.runtime.io import load_kernel
-
-    return load_kernel(args.kernel)
-
-
-def do_upscale(args, model, cfg: Config, image, image_path: Path, out_dir: Path, output: Path | None, kernel=None):
-    """Upscale `image` and write it; `kernel`: the `--kernel` array, where given."""
-    from sr_core.runtime.device import resolve_device
-    from sr_core.method.diffusion import ResShiftDiffusion
-    from sr_core.method.infer import bicubic_upscale, progressive_plan, resize_alpha, target_size, upscale
-    from sr_core.runtime.io import atomic_write_text, check_writable, load_image, save_image
-
-    target = target_size(image.size, scale=args.scale, scale_w=args.scale_w, scale_h=args.scale_h,
-                         size=parse_size(args.size) if args.size else None, force=args.force)
-    final_pass = cfg.infer.final_pass if args.final_pass is None else args.final_pass
-    if getattr(args, "noisy", False) and not cfg.infer.bp_residual_blur:
-        cfg.infer.bp_residual_blur = NOISY_RESIDUAL_BLUR
-    if getattr(args, "clean", False):
-        cfg.infer.bp_residual_blur = cfg.infer.jpeg_residual_blur = 0.0
-    if getattr(args, "tile", None) is not None:
-        if args.tile < 0:
-            raise UserError("--tile must be 0 (never tile) or a tile size in pixels")
-        cfg.infer.tile = args.tile
-    plan = progressive_plan(image.size, target, factors_w=args.plan or args.plan_w,
-                            factors_h=args.plan or args.plan_h,
-                            max_step=cfg.infer.max_step_factor, final_pass=final_pass)
-    stem = image_path.stem
-    output = output or out_dir / f"{stem}_sr_{target[0]}x{target[1]}.png"
-    _check_input_output(image_path, output)
-    check_writable(output, overwrite=args.overwrite)
-    gt = load_image(args.gt) if args.gt else None
-    if gt is not None and gt.size != target:
-        raise UserError(f"ground truth {args.gt} is {gt.size[0]}x{gt.size[1]} but the output is {target[0]}x{target[1]}")
-
-    device = resolve_device(args.device)
-    steps_txt = " -> ".join(f"{s.size[0]}x{s.size[1]}" + (" (refine)" if s.refine_only else "") for s in plan)
-    _log(f"upscaling {image.size[0]}x{image.size[1]} -> {target[0]}x{target[1]}: {steps_txt}", args.quiet)
-    t0 = time.perf_counter()
-    result = upscale(model, image.rgb, plan, ResShiftDiffusion(cfg.diffusion), cfg.infer, device=device,
-                     seed=cfg.seed, progress=not args.quiet, accel=_accel(args), kernel=kernel)
-    seconds = time.perf_counter() - t0
-    alpha = resize_alpha(image.alpha, target) if image.alpha is not None else None
-    save_image(output, result.image, alpha=alpha, bit_depth=image.bit_depth, gray=image.gray,
-               overwrite=args.overwrite)
-    if args.save_intermediates:
-        for i, (step, arr) in enumerate(zip(plan[:-1], result.intermediates[:-1])):
-            save_image(out_dir / "intermediates" / f"{stem}_step{i + 1}_{step.size[0]}x{step.size[1]}.png",
-                       arr, bit_depth=image.bit_depth, gray=image.gray, overwrite=True)
-    summary: dict[str, Any] = {
-        "input": str(image_path), "output": str(output), "input_size": list(image.size),
-        "output_size": list(target), "plan": [list(s.size) + ([True] if s.refine_only else []) for s in plan],
-        "upscale_seconds": round(seconds, 3), "device": str(device),
-    }
+    source = up.image if up.image is not None and up.image.path == image_path else load_image(image_path)
+    out_size = Target(**target).output_size(source.size)
+    output = output or out_dir / f"{image_path.stem}_sr_{out_size[0]}x{out_size[1]}.png"
+    _check_output(image_path, output, overwrite=overwrite)
+    truth = load_image(gt) if gt else None
+    if truth is not None and truth.size != out_size:
+        raise UserError(f"ground truth {gt} is {truth.size[0]}x{truth.size[1]} but the output is "
+                        f"{out_size[0]}x{out_size[1]}")
+    up.upscale(source, progress=not quiet, kernel=kernel, **target)
+    report = up.last
+    steps_txt = " -> ".join(f"{s.size[0]}x{s.size[1]}" + (" (refine)" if s.refine_only else "") for s in report.plan)
+    _log(f"upscaled {source.size[0]}x{source.size[1]} -> {out_size[0]}x{out_size[1]}: {steps_txt}", quiet)
+    report.save(output, overwrite=overwrite)
+    if save_intermediates:
+        for i, (step, arr) in enumerate(zip(report.plan[:-1], report.intermediates[:-1])):
+            save_image(out_dir / "intermediates" / f"{image_path.stem}_step{i + 1}_{step.size[0]}x{step.size[1]}.png",
+                       arr, bit_depth=source.bit_depth, gray=source.gray, overwrite=True)
+    cfg = up.config
+    summary: dict[str, Any] = {"input": str(image_path), "output": str(output), **report.summary(),
+                               "device": str(up._device())}
     if kernel is not None:
-        summary["kernel"] = {"file": str(args.kernel), "size": kernel.shape[0],
+        summary["kernel"] = {"file": str(kernel_file), "size": report.kernel_size,
                              "iterations": cfg.infer.kernel_iterations}
-    if result.jpeg is not None:
-        summary["jpeg"] = result.jpeg.describe()
-        if result.jpeg.detected:
-            summary["back_projection"] = f"coarse only (residual blur {cfg.infer.jpeg_residual_blur:g} px)"
-    if gt is not None:
-        from sr_core.evaluation.metrics import evaluate
-
-        border = max(1, round(max(target[0] / image.size[0], target[1] / image.size[1])))
-        bicubic = bicubic_upscale(image.rgb, target)
-        metrics = {"sr_core": evaluate(result.image, gt.rgb, border=border),
-                   "bicubic": evaluate(bicubic, gt.rgb, border=border), "border": border}
+    if report.jpeg is not None and report.jpeg.detected:
+        summary["back_projection"] = f"coarse only (residual blur {cfg.infer.jpeg_residual_blur:g} px)"
+    if truth is not None:
+        border = max(1, round(max(out_size[0] / source.size[0], out_size[1] / source.size[1])))
+        metrics = {"sr_core": evaluate(report.image, truth.rgb, border=border),
+                   "bicubic": evaluate(bicubic_upscale(source.rgb, out_size), truth.rgb, border=border),
+                   "border": border}
         atomic_write_text(output.with_name(output.stem + "_metrics.json"), json.dumps(metrics, indent=2))
         summary["metrics"] = metrics
-    atomic_write_text(output.with_name(output.stem + "_config.json"), cfg.to_json())
     return summary
 
 
@@ -234,69 +191,91 @@ def _print_summary(summary: dict[str, Any]) -> None:
     print("\n".join(lines))
 
 
-def cmd_train(args) -> int:
-    from sr_core.runtime.io import load_image
+def _log(msg: str, quiet: bool = False) -> None:
+    if not quiet:
+        print(msg, file=sys.stderr)
 
+
+def _kernel(args):
+    """The `--kernel` file's array (sr_core.runtime.io.load_kernel), or None without the flag."""
+    if not getattr(args, "kernel", None):
+        return None
+    from sr_core.runtime.io import load_kernel
+
+    return load_kernel(args.kernel)
+
+
+def _dry_run(cfg: Config) -> int:
+    print(cfg.to_json())
+    return 0
+
+
+def cmd_train(args) -> int:
     image_path = Path(args.image)
-    image = load_image(image_path)
-    cfg = build_config(args, image.size)
-    out_dir = Path(args.out) if args.out else unique_dir(DEFAULT_OUT / f"{image_path.stem}-{cfg.preset}")
-    _, result = do_train(args, cfg, image_path, out_dir, image)
+    up = _upscaler(args)
+    if args.dry_run:
+        return _dry_run(up.resolve(image_path))
+    out_dir = Path(args.out) if args.out else unique_dir(DEFAULT_OUT / f"{image_path.stem}-{args.preset}")
+    up.fit(image_path, out_dir=out_dir, resume=args.resume, progress=not args.quiet)
+    result = up.train_result
+    save_loss_figure(result, image_path, out_dir)
     print(f"checkpoint  {result.checkpoint}\ntrain       {result.seconds:.1f} s\nloss curve  {out_dir / 'loss.png'}")
     return 0
 
 
 def cmd_upscale(args) -> int:
-    from sr_core.runtime.io import load_image
-    from sr_core.method.train import load_model
+    from sr_core.runtime.io import atomic_write_text, load_image
+    from sr_core.upscaler import Upscaler
 
     image_path = Path(args.image)
-    image = load_image(image_path)
-    model, cfg = load_model(Path(args.checkpoint), use_ema=args.use_ema)
-    if args.seed is not None:
-        cfg.seed = int(args.seed)
-    out_dir = Path(args.out) if args.out else DEFAULT_OUT / "upscale"
-    summary = do_upscale(args, model, cfg, image, image_path, out_dir, Path(args.output) if args.output else None,
-                         _kernel(args))
+    target = _target(args)
+    up = Upscaler.load(args.checkpoint, device=args.device, seed=args.seed, noisy=_noisy(args), use_ema=args.use_ema,
+                       precision=args.precision, compile=args.compile, **_field_overrides(args))
+    if args.dry_run:
+        load_image(image_path)  # a bad input fails here too
+        return _dry_run(up.config)
+    out_dir = Path(args.out) if args.out else unique_dir(DEFAULT_OUT / f"{image_path.stem}-upscale")
+    kernel = _kernel(args)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    summary = write_upscale(up, image_path, out_dir, Path(args.output) if args.output else None, target=target,
+                            overwrite=args.overwrite, quiet=args.quiet, gt=args.gt,
+                            save_intermediates=args.save_intermediates, kernel=kernel, kernel_file=args.kernel)
+    up.write_config(out_dir)
+    atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2))
     _print_summary(summary)
     return 0
 
 
 def cmd_run(args) -> int:
-    from sr_core.method.infer import progressive_plan, target_size
-    from sr_core.runtime.io import check_writable, load_image
-
-    image_path = Path(args.image) if args.image else SAMPLE_IMAGE
-    image = load_image(image_path)
-    cfg = build_config(args, image.size)
-    out_dir = Path(args.out) if args.out else unique_dir(DEFAULT_OUT / f"{image_path.stem}-{cfg.preset}")
-    output = Path(args.output) if args.output else None
-    # Validate the request and the output path before an expensive training run.
-    target = target_size(image.size, scale=args.scale, scale_w=args.scale_w, scale_h=args.scale_h,
-                         size=parse_size(args.size) if args.size else None, force=args.force)
-    if cfg.data.pair_mode == "scale_aware" and getattr(args, "cfg:data.step_factor", None) is None:
-        # Scale awareness: train on exactly the step factor this run's plan will use.
-        plan = progressive_plan(image.size, target, factors_w=args.plan or args.plan_w,
-                                factors_h=args.plan or args.plan_h, max_step=cfg.infer.max_step_factor)
-        f = max(plan[0].size[0] / image.size[0], plan[0].size[1] / image.size[1])
-        cfg.data.step_factor = (f, f)
-    if output is not None:
-        _check_input_output(image_path, output)
-        check_writable(output, overwrite=args.overwrite)
-    kernel = _kernel(args)  # a bad kernel file fails now, not after training
-    image, result = do_train(args, cfg, image_path, out_dir, image, figure=False)
     from concurrent.futures import ThreadPoolExecutor
 
+    from sr_core.runtime.io import atomic_write_text, load_image
+
+    image_path = Path(args.image) if args.image else SAMPLE_IMAGE
+    target = _target(args)
+    up = _upscaler(args)
+    if args.dry_run:
+        return _dry_run(up.resolve(image_path, **target))
+    image = load_image(image_path)
+    out_dir = Path(args.out) if args.out else unique_dir(DEFAULT_OUT / f"{image_path.stem}-{args.preset}")
+    output = Path(args.output) if args.output else None
+    # Validate the request, the output path and the kernel before an expensive training run.
+    Target(**target).output_size(image.size)
+    if output is not None:
+        _check_output(image_path, output, overwrite=args.overwrite)
+    kernel = _kernel(args)
+    up.fit(image, out_dir=out_dir, progress=not args.quiet, **target)
+    result = up.train_result
     # The loss figure is drawn while the upscale runs: importing matplotlib alone takes about
     # a second, most of the upscale's host time is spent waiting on the device or in torch's
     # own threads. Its errors surface here, after the upscale.
     with ThreadPoolExecutor(1) as pool:
-        drawn = pool.submit(_save_loss_figure, result, image_path, out_dir)
-        summary = do_upscale(args, result.sampling_model(), cfg, image, image_path, out_dir, output, kernel)
+        drawn = pool.submit(save_loss_figure, result, image_path, out_dir)
+        summary = write_upscale(up, image_path, out_dir, output, target=target, overwrite=args.overwrite,
+                                quiet=args.quiet, gt=args.gt, save_intermediates=args.save_intermediates,
+                                kernel=kernel, kernel_file=args.kernel)
         drawn.result()
     summary.update(train_seconds=result.seconds, checkpoint=str(result.checkpoint))
-    from sr_core.runtime.io import atomic_write_text
-
     atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2))
     _print_summary(summary)
     return 0
@@ -314,10 +293,10 @@ def cmd_presets(args) -> int:
                   f"image scales {list(cfg.data.image_scales)}, "
                   f"pairs {'fixed batch' if cfg.data.fixed_batch else 'fresh'} ({cfg.data.pair_mode}), "
                   f"{cfg.diffusion.timesteps} diffusion steps, final pass {cfg.infer.final_pass}")
-            if name == "default":
+            if name in SIZED_PRESETS:
                 side = math.isqrt(SIZED_DEFAULT_MIN_PIXELS)
                 print(f"{'':<8} (on inputs of {side}x{side} = {SIZED_DEFAULT_MIN_PIXELS} pixels or more: "
-                      "as wide, with its network and training)")
+                      f"as {SIZED_PRESETS[name]}, with its network and training)")
     return 0
 
 
@@ -335,13 +314,8 @@ def _add_common(p: argparse.ArgumentParser) -> None:
                         "(5-30 s), then steps run 1.1-2.1x faster; for long sessions, not one job")
     p.add_argument("--no-cuda-graph", dest="cuda_graph", action="store_false",
                    help="CUDA: train without capturing the model's steps in a CUDA graph")
-
-
-def _accel(args):
-    from sr_core.runtime.accel import Accel
-
-    return Accel(precision=getattr(args, "precision", "auto"), compile=getattr(args, "compile", False),
-                 cuda_graph=getattr(args, "cuda_graph", True))
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the resolved configuration as JSON (what this run would do) and exit")
 
 
 def _add_target(p: argparse.ArgumentParser) -> None:
@@ -404,7 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("upscale", help="upscale an image with a trained checkpoint")
     p.add_argument("image")
-    p.add_argument("--checkpoint", "-c", required=True, help="a checkpoint written by `sr-core train`")
+    p.add_argument("--checkpoint", "-c", required=True, help="a checkpoint (.pt), or a folder written by `sr-core train` / `run` or Upscaler.save")
     p.add_argument("--use-ema", dest="use_ema", action="store_true", default=None, help="sample with EMA weights")
     p.add_argument("--raw-weights", dest="use_ema", action="store_false", help="sample with the raw weights")
     _add_common(p)
@@ -444,13 +418,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return seed_main(argv)
         args = build_parser().parse_args(argv)
-        if getattr(args, "command", None) in ("upscale", "run"):
-            if args.scale is None and args.scale_w is None and args.scale_h is None and args.size is None:
-                if args.plan or args.plan_w or args.plan_h:
-                    args.scale_w = (args.plan or args.plan_w or args.plan_h)[-1]
-                    args.scale_h = (args.plan or args.plan_h or args.plan_w)[-1]
-                else:
-                    raise UserError("give a target: --scale S, --scale-w W --scale-h H, or --size WxH")
         return args.func(args)
     except UserError as exc:
         print(f"sr-core: error: {exc}", file=sys.stderr)

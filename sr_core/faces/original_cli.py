@@ -2,7 +2,8 @@
 
 Same flags and meanings as the seed README's ``main.py``; results go to
 ``RESULTS/SCOPE/`` (checkpoints, config, loss curve) and SR images to ``RESULTS/SCOPE/SR/``.
-It runs the ``paper`` preset unless flags override it. Differences, on purpose: output
+It runs the ``paper`` preset unless flags override it. ``--mode train`` trains, then writes
+the SR images (by ``--widthl/--heightl``, default 2 4) as the original's ``main.py`` did. Differences, on purpose: output
 sizes are rounded, not truncated; the device falls back from CUDA to what is available.
 """
 
@@ -13,8 +14,9 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from sr_core.config import preset
 from sr_core.errors import UserError
+
+DEFAULT_FACTORS = (2.0, 4.0)  # --mode train without --widthl/--heightl: the original README's example
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,10 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _config(args, input_size: tuple[int, int]):
-    cfg = preset(args.preset, input_size=input_size)
-    cfg.seed = args.seed
-    overrides = {
+def _overrides(args) -> dict:
+    """The original's flags as sr_core config fields (those given)."""
+    fields = {
         "diffusion.timesteps": args.timesteps,
         "data.batch_size": args.train_batch_size,
         "train.steps_per_scale": args.train_steps_list,
@@ -54,13 +55,7 @@ def _config(args, input_size: tuple[int, int]):
         "model.filters": args.network_filters,
         "train.checkpoint_every": args.save_and_sample_every,
     }
-    from sr_core.config import set_field
-
-    for key, value in overrides.items():
-        if value is not None:
-            set_field(cfg, key, value)
-    cfg.validate()
-    return cfg
+    return {k: v for k, v in fields.items() if v is not None}
 
 
 def _device(num: int) -> str:
@@ -73,27 +68,36 @@ def _device(num: int) -> str:
     return "auto"
 
 
-def main(argv: Sequence[str]) -> int:
-    args = build_parser().parse_args(list(argv))
-    from sr_core.faces.cli import do_train, do_upscale
+def _sr(up, args, image_path: Path, scope_dir: Path) -> None:
+    """Upscale by --widthl/--heightl into RESULTS/SCOPE/SR/, intermediates included, as the original did."""
+    from sr_core.faces.cli import write_upscale
 
+    widths = args.widthl or args.heightl or list(DEFAULT_FACTORS)
+    heights = args.heightl or args.widthl or list(DEFAULT_FACTORS)
+    target = {"plan_w": widths, "plan_h": heights}
+    summary = write_upscale(up, image_path, scope_dir / "SR", None, target=target, overwrite=True,
+                            save_intermediates=True)
+    print(f"output      {summary['output']}", file=sys.stdout)
+
+
+def main(argv: Sequence[str]) -> int:
+    from sr_core.upscaler import Upscaler
+
+    args = build_parser().parse_args(list(argv))
     image_path = Path(args.dataset_folder) / args.image_name
     scope_dir = Path(args.results_folder) / args.scope
-    run_args = argparse.Namespace(device=_device(args.device_num), quiet=False, overwrite=True,
-                                  resume=None, force=False, gt=None, save_intermediates=True,
-                                  final_pass=None, scale=None, size=None, plan=None)
     if args.mode == "train":
-        from sr_core.runtime.io import load_image
-
-        image = load_image(image_path)
-        cfg = _config(args, image.size)
-        _, result = do_train(run_args, cfg, image_path, scope_dir, image)
+        # The original's main.py trains, then upscales by --widthl/--heightl: so does this.
+        up = Upscaler(args.preset, device=_device(args.device_num), seed=args.seed, **_overrides(args))
+        widths = args.widthl or args.heightl or list(DEFAULT_FACTORS)
+        heights = args.heightl or args.widthl or list(DEFAULT_FACTORS)
+        up.fit(image_path, plan_w=widths, plan_h=heights, out_dir=scope_dir)
+        result = up.train_result
         print(f"checkpoint  {result.checkpoint}\ntrain       {result.seconds:.1f} s")
+        _sr(up, args, image_path, scope_dir)
         return 0
 
     from sr_core.runtime.checkpoint import load_checkpoint
-    from sr_core.runtime.io import load_image
-    from sr_core.method.train import load_model
 
     ckpt_dir = scope_dir / "checkpoints"
     if args.load_milestone is None:
@@ -104,14 +108,7 @@ def main(argv: Sequence[str]) -> int:
         if not ckpt.exists():
             have = sorted(p.name for p in ckpt_dir.glob("step-*.pt"))
             raise UserError(f"milestone {args.load_milestone} not found ({ckpt.name}); have: {', '.join(have)}")
-    model, cfg = load_model(ckpt)
-    widths = args.widthl or args.heightl
-    heights = args.heightl or args.widthl
-    if not widths:
+    if not (args.widthl or args.heightl):
         raise UserError("--mode SR needs --widthl and/or --heightl (e.g. --widthl 2 4 --heightl 2 4)")
-    run_args.plan_w, run_args.plan_h = widths, heights
-    run_args.scale_w, run_args.scale_h = widths[-1], heights[-1]
-    image = load_image(image_path)
-    summary = do_upscale(run_args, model, cfg, image, image_path, scope_dir / "SR", None)
-    print(f"output      {summary['output']}", file=sys.stdout)
+    _sr(Upscaler.load(ckpt, device=_device(args.device_num)), args, image_path, scope_dir)
     return 0

@@ -89,7 +89,7 @@ class TrainState:
     @classmethod
     def resume(cls, path: Path, cfg: Config, fingerprint: str, device: torch.device) -> "TrainState":
         data, saved = load_checkpoint(path, expect=cfg)
-        if saved.to_dict() != cfg.to_dict():
+        if _fields(saved) != _fields(cfg):
             raise UserError(f"cannot resume from {path}: it was made with a different config")
         if data.get("fingerprint") != fingerprint:
             raise UserError(f"cannot resume from {path}: it was trained on a different image")
@@ -112,6 +112,11 @@ class TrainState:
         state.data_gen_state = data["data_rng"] if data["data_rng"].numel() else None
         state.data_served = int(data.get("data_served", 0))  # older checkpoints: no chunks
         return state
+
+
+def _fields(cfg: Config) -> dict:
+    """The config's settings, without the record of how they were resolved."""
+    return {k: v for k, v in cfg.to_dict().items() if k != "resolved"}
 
 
 @torch.no_grad()

@@ -70,7 +70,12 @@ def load_image(path: str | os.PathLike, *, min_side: int = MIN_SIDE) -> LoadedIm
     if pixels is None or (pixels.ndim == 3 and pixels.shape[2] == 4) != has_alpha:
         pixels = pil_pixels
     pixels = _apply_orientation(pixels, orientation)
+    return _from_pixels(pixels, has_alpha=has_alpha, gray=mode in _GRAY_MODES, min_side=min_side, path=p)
 
+
+def _from_pixels(pixels: np.ndarray, *, has_alpha: bool, gray: bool, min_side: int = MIN_SIDE,
+                 path: Path | None = None) -> LoadedImage:
+    """uint8/uint16 pixels (H x W, H x W x 1-4) -> a LoadedImage."""
     bit_depth = 16 if pixels.dtype == np.uint16 else 8
     scale = 65535.0 if bit_depth == 16 else 255.0
     arr = pixels.astype(np.float32) / scale
@@ -78,19 +83,106 @@ def load_image(path: str | os.PathLike, *, min_side: int = MIN_SIDE) -> LoadedIm
         arr = arr[:, :, None]
     alpha = arr[:, :, -1] if has_alpha else None
     color = arr[:, :, :-1] if has_alpha else arr
-    gray = mode in _GRAY_MODES or color.shape[2] == 1
+    gray = gray or color.shape[2] == 1
     if color.shape[2] == 1:
         color = np.repeat(color, 3, axis=2)
     h, w = color.shape[:2]
     if min(h, w) < min_side:
-        raise UserError(f"image is too small ({w}x{h}); need at least {min_side}x{min_side}: {p}")
+        where = f": {path}" if path is not None else ""
+        raise UserError(f"image is too small ({w}x{h}); need at least {min_side}x{min_side}{where}")
     return LoadedImage(
         rgb=np.ascontiguousarray(color[:, :, :3]),
         alpha=None if alpha is None else np.ascontiguousarray(alpha),
         bit_depth=bit_depth,
         gray=gray,
-        path=p,
+        path=path,
     )
+
+
+def from_pil(im, *, min_side: int = MIN_SIDE) -> LoadedImage:
+    """A PIL image (any mode) as a LoadedImage, as `load_image` would read it from a file."""
+    has_alpha = im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info)
+    return _from_pixels(_pil_to_array(im, has_alpha), has_alpha=has_alpha, gray=im.mode in _GRAY_MODES,
+                        min_side=min_side)
+
+
+def from_array(arr, *, min_side: int = MIN_SIDE) -> LoadedImage:
+    """An H x W (gray), H x W x 3 (RGB) or H x W x 4 (RGBA) array: uint8, uint16, or floats in [0, 1]."""
+    a = np.asarray(arr)
+    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (1, 3, 4)):
+        raise UserError(f"an image array must be H x W, H x W x 3 or H x W x 4, got shape {a.shape}")
+    if a.dtype == np.uint8 or a.dtype == np.uint16:
+        pixels = a
+    elif a.dtype.kind == "f":
+        if a.size == 0 or not np.isfinite(a).all():
+            raise UserError("an image array must hold finite values")
+        if a.min() < 0 or a.max() > 1:
+            raise UserError(f"a float image array must lie in [0, 1], got [{a.min():.3g}, {a.max():.3g}]")
+        pixels = None
+    else:
+        raise UserError(f"an image array must be uint8, uint16 or float, got {a.dtype}")
+    has_alpha = a.ndim == 3 and a.shape[2] == 4
+    if pixels is not None:
+        return _from_pixels(pixels, has_alpha=has_alpha, gray=a.ndim == 2 or a.shape[2] == 1, min_side=min_side)
+    f = a.astype(np.float32)
+    if f.ndim == 2:
+        f = f[:, :, None]
+    color = f[:, :, :3] if f.shape[2] >= 3 else np.repeat(f, 3, axis=2)
+    h, w = color.shape[:2]
+    if min(h, w) < min_side:
+        raise UserError(f"image is too small ({w}x{h}); need at least {min_side}x{min_side}")
+    return LoadedImage(rgb=np.ascontiguousarray(color), alpha=np.ascontiguousarray(f[:, :, 3]) if has_alpha else None,
+                       bit_depth=8, gray=f.shape[2] == 1)
+
+
+@dataclass(frozen=True)
+class ImageKind:
+    """What the caller handed in, so a result can be handed back the same way."""
+
+    kind: str  # "path", "pil" or "array"
+    shape: tuple[int, ...] = ()
+    dtype: str = ""
+
+
+def as_loaded_image(image) -> tuple[LoadedImage, ImageKind]:
+    """A path, PIL image or array as a LoadedImage, and what kind of thing it was."""
+    if isinstance(image, LoadedImage):
+        return image, ImageKind("path")
+    if isinstance(image, (str, os.PathLike)):
+        return load_image(image), ImageKind("path")
+    if hasattr(image, "mode") and hasattr(image, "getexif"):  # a PIL image, without importing PIL
+        return from_pil(image), ImageKind("pil")
+    if isinstance(image, np.ndarray) or hasattr(image, "__array__"):
+        arr = np.asarray(image)
+        return from_array(arr), ImageKind("array", arr.shape, str(arr.dtype))
+    raise UserError(f"an image must be a file path, a PIL image or an array, got {type(image).__name__}")
+
+
+def as_kind(rgb: np.ndarray, alpha: np.ndarray | None, like: LoadedImage, kind: ImageKind):
+    """The result as the caller gave the input: a PIL image for a path or PIL image (mode L,
+    I;16, LA, RGB or RGBA as the input's), else an array of the input's dtype and layout."""
+    if kind.kind in ("path", "pil"):
+        from PIL import Image
+
+        if like.gray:
+            y = rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+            if alpha is not None:
+                return Image.fromarray(to_uint(np.stack([y, alpha], axis=2), 8), "LA")
+            return Image.fromarray(to_uint(y, 16)) if like.bit_depth == 16 else Image.fromarray(to_uint(y, 8), "L")
+        chans = rgb if alpha is None else np.concatenate([rgb, alpha[:, :, None]], axis=2)
+        return Image.fromarray(to_uint(chans, 8), "RGBA" if alpha is not None else "RGB")
+    channels = kind.shape[2] if len(kind.shape) == 3 else 0
+    if channels == 4:
+        out = np.concatenate([rgb, alpha[:, :, None]], axis=2)
+    elif channels in (0, 1):
+        out = rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+        out = out if channels == 0 else out[:, :, None]
+    else:
+        out = rgb
+    dtype = np.dtype(kind.dtype)
+    if dtype in (np.dtype(np.uint8), np.dtype(np.uint16)):
+        return to_uint(out, 16 if dtype == np.uint16 else 8)
+    return np.clip(out, 0, 1).astype(dtype)
 
 
 def _pil_to_array(im, has_alpha: bool) -> np.ndarray:

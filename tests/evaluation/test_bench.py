@@ -83,7 +83,8 @@ def test_bench_sizes_default_per_case_and_keys_its_cache_on_both_configs(monkeyp
     import sr_core.evaluation.bench as bench
 
     seen = []
-    monkeypatch.setattr(bench, "run_sr_core", lambda lr, scale, cfg, **kw: seen.append(cfg) or lr)
+    monkeypatch.setattr(bench, "run_sr_core",
+                        lambda lr, scale, up, **kw: seen.append(up.resolve(input_size=lr.shape[1::-1])) or lr)
     spec, = bench.build_methods(["default"], override={"train.lr": 1e-3})
     for side in (96, 48):
         spec.run(types.SimpleNamespace(lr=np.zeros((side, side, 3)), scale=2))
@@ -100,7 +101,7 @@ def test_a_preset_told_the_kernel_gets_the_protocols_blur_where_there_is_one(mon
     from sr_core.evaluation.protocols import make_lr
 
     kernels = []
-    monkeypatch.setattr(bench, "run_sr_core", lambda lr, scale, cfg, **kw: kernels.append(kw.get("kernel")) or lr)
+    monkeypatch.setattr(bench, "run_sr_core", lambda lr, scale, up, **kw: kernels.append(kw.get("kernel")) or lr)
     told, plain = bench.build_methods(["default+kernel", "default"])
     hr = np.random.default_rng(0).random((32, 32, 3))
     realistic, bicubic = make_lr(hr, 2, "realistic", name="x"), make_lr(hr, 2, "bicubic")

@@ -114,10 +114,13 @@ def test_seed_command_lines_work_unchanged(tmp_path, sample_rgb):
                  "--network_depth", "4", "--network_filters", "8", "--save_and_sample_every", "2",
                  "--device_num", "0"]) == 0
     assert (results / "cat" / "checkpoints" / "step-000004.pt").exists()
+    # Like the original's main.py, --mode train also upscales (by 2 4 without --widthl/--heightl).
+    assert [load_image(p).size for p in (results / "cat" / "SR").glob("*.png")] == [(96, 96)]
     assert main([*common, "--mode", "SR", "--widthl", "2", "4", "--heightl", "2", "3", "--load_milestone", "2"]) == 0
     sr = sorted((results / "cat" / "SR").glob("*.png"))
-    assert [load_image(p).size for p in sr] == [(96, 72)]
-    assert len(list((results / "cat" / "SR" / "intermediates").glob("*.png"))) == 2  # 2x/2x and refine
+    assert [load_image(p).size for p in sr] == [(96, 72), (96, 96)]
+    names = sorted(p.name for p in (results / "cat" / "SR" / "intermediates").glob("*.png"))
+    assert names == ["img_step1_48x48.png", "img_step2_96x72.png", "img_step2_96x96.png"]  # 2x/2x, then refine
 
 
 def test_console_script_and_module_entry_points(tmp_path, tiny_png):
@@ -144,12 +147,12 @@ def test_train_sizes_the_default_preset_by_the_image(tmp_path, sample_rgb, capsy
 
 
 def test_speed_flags_reach_the_accelerator_options():
-    from sr_core.faces.cli import _accel, build_parser
+    from sr_core.faces.cli import _upscaler, build_parser
 
     parse = build_parser().parse_args
-    fast = _accel(parse(["run", "x.png", "--scale", "2"]))
+    fast = _upscaler(parse(["run", "x.png", "--scale", "2"]))._accel()
     assert fast.cuda_graph and fast.precision == "auto" and not fast.compile
-    plainer = _accel(parse(["train", "x.png", "--no-cuda-graph", "--precision", "fp32"]))
+    plainer = _upscaler(parse(["train", "x.png", "--no-cuda-graph", "--precision", "fp32"]))._accel()
     assert not plainer.cuda_graph and plainer.precision == "fp32"
 
 
@@ -158,9 +161,10 @@ def test_noisy_flag_blurs_the_back_projection_residual(tmp_path, tiny_png):
     assert main(["train", str(tiny_png), "--out", str(out), *TINY]) == 0
     ckpt = str(out / "checkpoints" / "last.pt")
     plain, noisy = tmp_path / "plain.png", tmp_path / "noisy.png"
-    assert main(["upscale", str(tiny_png), "-c", ckpt, "--scale", "2", "-o", str(plain), "-q"]) == 0
-    assert main(["upscale", str(tiny_png), "-c", ckpt, "--scale", "2", "-o", str(noisy), "-q", "--noisy"]) == 0
-    cfgs = [json.loads(p.with_name(p.stem + "_config.json").read_text()) for p in (plain, noisy)]
+    for name, extra in (("plain", []), ("noisy", ["--noisy"])):
+        assert main(["upscale", str(tiny_png), "-c", ckpt, "--scale", "2", "-o", str(tmp_path / f"{name}.png"),
+                     "--out", str(tmp_path / name), "-q", *extra]) == 0
+    cfgs = [json.loads((tmp_path / name / "config.json").read_text()) for name in ("plain", "noisy")]
     assert [c["infer"]["bp_residual_blur"] for c in cfgs] == [0.0, 1.0]
     assert not np.array_equal(load_image(plain).rgb, load_image(noisy).rgb)
 
@@ -174,7 +178,7 @@ def test_a_jpeg_input_is_reported_and_clean_turns_the_check_off(tmp_path, sample
     assert "JPEG compression detected" in capsys.readouterr().out
     assert main(["run", str(img), "--scale", "2", "--out", str(tmp_path / "c"), "-o", str(clean), "--clean", *TINY]) == 0
     assert "JPEG" not in capsys.readouterr().out
-    cfgs = [json.loads(p.with_name(p.stem + "_config.json").read_text())["infer"] for p in (auto, clean)]
+    cfgs = [json.loads((tmp_path / d / "config.json").read_text())["infer"] for d in ("a", "c")]
     assert [c["jpeg_residual_blur"] for c in cfgs] == [1.0, 0.0]
     assert not np.array_equal(load_image(auto).rgb, load_image(clean).rgb)
     with pytest.raises(SystemExit):

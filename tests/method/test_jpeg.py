@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from sr_core.config import preset
+from sr_core.resolve import resolve
 from sr_core.method.diffusion import ResShiftDiffusion
 from sr_core.method.infer import progressive_plan, upscale
 from sr_core.runtime.io import load_image
@@ -106,7 +107,7 @@ def test_inference_blurs_the_residual_of_a_jpeg_input_only(monkeypatch, photo):
 
 def test_presets_look_for_jpeg_but_the_paper_does_not():
     assert preset("default").infer.jpeg_residual_blur == 1.0
-    assert preset("default", input_size=(128, 128)).infer.jpeg_residual_blur == 1.0
+    assert resolve("default", input_size=(128, 128)).infer.jpeg_residual_blur == 1.0
     assert preset("paper").infer.jpeg_residual_blur == 0.0
     cfg = preset("default")
     cfg.infer.jpeg_residual_blur = 9
