@@ -62,3 +62,21 @@ def trained_smoke(tmp_path_factory, sample_rgb):
     cfg = preset("smoke")
     result = train(sample_rgb[:64, :64], cfg, out_dir=out, progress=False)
     return result, out
+
+
+@pytest.fixture(scope="session")
+def trained_default_x2():
+    """`default` as shipped for a 48 x 48 input (8 filters, x0 prediction, scale-aware pairs,
+    all 400 steps) trained on the bicubic-protocol LR of a 96 x 96 cut of the coffee photo;
+    the HR cut is held back. About 40 s on one CPU thread; shared by the learning and colour
+    tests. Returns (TrainResult, LRCase)."""
+    from sr_core.config import preset
+    from sr_core.evaluation.protocols import make_lr
+    from sr_core.method.train import train
+    from sr_core.runtime.io import load_image
+
+    hr = load_image(DATA / "coffee_crop.png").rgb.astype(np.float64)[16:112, 16:112]
+    case = make_lr(hr, 2, "bicubic")
+    cfg = preset("default", input_size=case.lr.shape[1::-1])
+    assert cfg.model.filters == 8 and not cfg.model.residual and cfg.data.pair_mode == "scale_aware"
+    return train(case.lr.astype(np.float32), cfg, progress=False), case

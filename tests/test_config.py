@@ -13,19 +13,6 @@ def test_presets_round_trip_through_json(name):
     assert again.to_dict() == cfg.to_dict()
 
 
-def test_paper_preset_matches_method_defaults():
-    cfg = preset("paper")
-    assert cfg.data.image_scales == (0.9, 1.0)
-    assert cfg.data.batch_size == 8 and cfg.data.fixed_batch and cfg.data.crop_size == 0
-    assert cfg.model.depth == 4 and cfg.model.filters == 8
-    assert cfg.diffusion.timesteps == 15 and cfg.diffusion.kappa == 1.0
-    assert cfg.train.lr == 1e-2 and cfg.train.steps_per_scale == (100,)
-    assert cfg.train.ema_decay == 0.995 and cfg.train.ema_start == 200 and cfg.train.ema_every == 10
-    assert cfg.infer.final_pass and not cfg.infer.use_ema
-    assert cfg.degradation.kernel_probs["sinc"] == pytest.approx(0.1)
-    assert cfg.degradation.jpeg_prob == 0.0
-
-
 def test_set_field_coerces_types_and_rejects_nonsense():
     cfg = preset("paper")
     set_field(cfg, "train.lr", "1e-3")

@@ -227,7 +227,8 @@ def test_read_only_folder(tmp_path, capsys, ckpt, small_png):
     ro.chmod(0o500)
     try:
         if os.access(ro, os.W_OK):
-            pytest.skip("running as root: chmod does not stop writes (see the parent-is-a-file row)")
+            pytest.skip("running as root: chmod does not stop writes; the check itself runs as `nobody` in "
+                        "tests/runtime/test_io.py::test_unwritable_folder, and test_output_whose_parent_is_a_file runs here")
         rc, err = run_cli(["upscale", small_png, "-c", ckpt, "--scale", "2", "-o", ro / "o.png", "-q"], capsys)
         assert_one_line_error(rc, err, "not writable")
     finally:

@@ -1,4 +1,8 @@
+import contextlib
 import os
+import shutil
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -99,19 +103,39 @@ def test_output_folder_that_cannot_exist(tmp_path):
         atomic_write_bytes(tmp_path / "file.txt" / "x.bin", b"1")
 
 
-def test_unwritable_folder(tmp_path):
-    import os
-
-    ro = tmp_path / "ro"
-    ro.mkdir()
-    ro.chmod(0o500)
+@contextlib.contextmanager
+def _without_root():
+    """Run the body as `nobody` where we are root (chmod stops nothing for root, and CI runs
+    as root). The saved user id stays 0, so the process takes root back afterwards."""
+    if os.name != "posix" or os.geteuid() != 0:
+        yield
+        return
+    os.setresgid(65534, 65534, 0)
+    os.setresuid(65534, 65534, 0)
     try:
-        if os.access(ro, os.W_OK):  # root ignores permissions
-            pytest.skip("running as a user who can write anywhere")
-        with pytest.raises(UserError, match="not writable"):
-            atomic_write_bytes(ro / "x.bin", b"1")
+        yield
+    finally:
+        os.setresuid(0, 0, 0)
+        os.setresgid(0, 0, 0)
+
+
+def test_unwritable_folder():
+    # In the system temp folder, not under tmp_path: pytest's own folders are closed to other
+    # users, and `nobody` must reach the folder to find it read-only.
+    ro = Path(tempfile.mkdtemp(prefix="sr-core-ro-"))
+    ro.chmod(0o555)
+    try:
+        with _without_root():
+            if os.access(ro, os.W_OK):
+                pytest.skip(f"this user can write to a 0o555 folder (uid {os.getuid()})")
+            if not os.access(ro, os.X_OK):
+                pytest.skip(f"an unprivileged user cannot reach {ro.parent}")
+            with pytest.raises(UserError, match="not writable"):
+                atomic_write_bytes(ro / "x.bin", b"1")
+        assert list(ro.iterdir()) == []
     finally:
         ro.chmod(0o700)
+        shutil.rmtree(ro)
 
 
 @pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
