@@ -332,8 +332,9 @@ def zssr(lr: np.ndarray, scale: int, downscale: Downscaler | None = None, *,
         sources.append(out)
         stage = {"scale": sf, **{k: v for k, v in stats.items() if k != "errors"},
                  "final_seconds": time.perf_counter() - t1, "seconds": time.perf_counter() - t_stage}
-        log.info("ZSSR stage x%d: %d iterations, lr changes %s, %.0f s (train %.0f, tests %.0f, "
-                 "ensemble + back-projection %.0f)", sf, stage["iters"], stage["lr_changes"], stage["seconds"],
+        log.info("ZSSR stage x%d: %d iterations, lr changes: %s; %.0f s (train %.0f, tests %.0f, "
+                 "ensemble + back-projection %.0f)", sf, stage["iters"],
+                 ", ".join(f"{v:.0e} at {i}" for i, v in stage["lr_changes"]) or "none", stage["seconds"],
                  stage["train_seconds"], stage["test_seconds"], stage["final_seconds"])
         if info is not None:
             info.setdefault("stages", []).append(stage)
