@@ -58,6 +58,121 @@ def test_zssr_gradual_x4_uses_two_stages():
     out = baselines.zssr(case.lr, 4, cfg=cfg, info=info)
     assert out.shape == case.hr.shape
     assert [s["scale"] for s in info["stages"]] == [2, 4]
+    assert all(s["iters"] == 3 for s in info["stages"])
+
+
+def test_zssr_default_is_the_published_recipe():
+    cfg = baselines.ZSSRConfig()
+    assert cfg == baselines.ZSSRConfig.paper()
+    assert (cfg.depth, cfg.width, cfg.crop) == (8, 64, 128)
+    assert (cfg.max_iters, cfg.min_iters, cfg.lr, cfg.min_lr) == (3000, 256, 1e-3, 9e-6)
+    assert (cfg.test_every, cfg.policy_every, cfg.slope_range, cfg.change_ratio) == (50, 60, 256, 1.5)
+    assert (cfg.back_projection_iters, cfg.ensemble, cfg.gradual, cfg.warm_start) == (10, True, True, True)
+    assert (cfg.father_min_scale, cfg.noise_std) == (0.5, 0.0)
+    assert cfg.full and cfg.budget() == "full (3000 max iterations)"
+    cut = baselines.ZSSRConfig(max_iters=400)
+    assert not cut.full and cut.budget().startswith("cut to 400 max iterations")
+    assert cut.crop == 128 and cut.lr == 1e-3  # only the budget changes
+
+
+def _tiny_trainer(size=24, **kw):
+    from sr_core.evaluation.protocols import imresize
+
+    cfg = baselines.ZSSRConfig(width=4, crop=8, **kw)
+    lr = _photo(size)
+    down = lambda x: imresize(x, 0.5)  # noqa: E731
+    return baselines._ZSSRTrainer([lr], 2, down, cfg, np.random.default_rng(0)), lr
+
+
+def test_zssr_max_iters_cuts_the_run():
+    trainer, lr = _tiny_trainer(max_iters=7, test_every=3)
+    stats = trainer.fit(lr)
+    assert stats["iters"] == 7 and stats["lr_changes"] == []
+    assert [i for i, _ in stats["errors"]] == [3, 6]
+
+
+def test_lr_plateau_test():
+    rng = np.random.default_rng(0)
+    steps = np.arange(50, 300, 50)  # ZSSR's 5 tests over its 256-iteration slope range
+    noise = 1e-5 * rng.standard_normal(5)
+    assert not baselines.lr_plateau(steps, 1e-2 - 1e-5 * steps + noise)  # clearly falling
+    assert baselines.lr_plateau(steps, 1e-3 + noise)  # flat: only noise
+    assert baselines.lr_plateau(steps, 1e-3 + 1e-7 * steps)  # rising
+    assert baselines.lr_plateau(steps, 1e-3 - 1e-8 * steps + noise)  # falling, but within the noise
+    assert not baselines.lr_plateau(steps[:2], 1e-3 + noise[:2])  # too few points to fit
+
+
+@pytest.mark.parametrize("curve", ["flat", "falling"])
+def test_zssr_lr_policy_divides_by_ten_on_a_plateau_and_stops(curve):
+    """A synthetic reconstruction-error curve: flat -> the lr drops 1e-3 -> 1e-4 -> 1e-5 -> 1e-6
+    at the first checks the policy allows (every 6 iterations, more than 25 after the last
+    change), and training stops under min_lr; steadily falling -> the lr is never touched."""
+    trainer, lr = _tiny_trainer(max_iters=120, min_iters=25, test_every=5, policy_every=6, slope_range=25)
+    calls = []
+
+    def fake_predict(son, size, *, ensemble=True, back_projection_iters=0):
+        calls.append(ensemble)
+        n = len(calls)
+        err = 1e-3 * (1 + 0.01 * (-1) ** n) if curve == "flat" else 1e-2 / n
+        return lr + np.sqrt(err)
+
+    trainer.predict = fake_predict
+    stats = trainer.fit(lr)
+    assert not any(calls)  # the periodic test is one forward pass, no ensemble
+    if curve == "flat":
+        assert [i for i, _ in stats["lr_changes"]] == [30, 60, 90]
+        assert [v for _, v in stats["lr_changes"]] == pytest.approx([1e-4, 1e-5, 1e-6])
+        assert stats["iters"] == 90 and trainer.opt.param_groups[0]["lr"] == pytest.approx(1e-6)
+    else:
+        assert stats["lr_changes"] == [] and stats["iters"] == 120
+        assert trainer.opt.param_groups[0]["lr"] == 1e-3
+
+
+def test_zssr_ensemble_is_the_median_of_the_8_dihedral_outputs():
+    from sr_core.evaluation.protocols import imresize
+
+    trainer, _ = _tiny_trainer()
+    lr = _photo(12)[:, :10]  # not square: the odd rotations swap height and width
+    shapes = []
+
+    class Ramp(torch.nn.Module):  # adds a ramp along the width: each transform sees it differently
+        def forward(self, x):
+            shapes.append(tuple(x.shape[2:]))
+            return x + 0.05 * torch.linspace(0, 1, x.shape[3])
+
+    trainer.net = Ramp()
+    got = trainer.predict(lr, (24, 20))
+    outs = []
+    for k in range(8):
+        up = imresize(baselines._dihedral(lr, k), size=(24, 20) if k % 2 == 0 else (20, 24))
+        outs.append(np.clip(baselines._undihedral(up + 0.05 * np.linspace(0, 1, up.shape[1])[None, :, None], k), 0, 1))
+    assert len(shapes) == 8 and sorted(set(shapes)) == [(20, 24), (24, 20)]
+    np.testing.assert_allclose(got, np.median(outs, axis=0), atol=1e-6)
+    assert np.abs(got - outs[0]).max() > 1e-3  # the median is not any one output
+    single = trainer.predict(lr, (24, 20), ensemble=False)
+    np.testing.assert_allclose(single, outs[0], atol=1e-6)
+
+
+def test_zssr_back_projection_fits_the_input():
+    trainer, _ = _tiny_trainer()
+    lr = _photo(12)
+    plain = trainer.predict(lr, (24, 24))
+    projected = trainer.predict(lr, (24, 24), back_projection_iters=10)
+    res = lambda sr: baselines.lr_residual(sr, lr, trainer.down)  # noqa: E731
+    assert res(projected) < 0.3 * res(plain)
+
+
+def test_zssr_later_stage_starts_from_the_earlier_one():
+    from sr_core.evaluation.protocols import imresize
+
+    first, lr = _tiny_trainer(max_iters=3)
+    first.fit(lr)
+    later = baselines._ZSSRTrainer([lr, imresize(lr, 2.0)], 4, lambda x: imresize(x, 0.25), first.cfg,
+                                   np.random.default_rng(1), init=first)
+    for a, b in zip(first.net.parameters(), later.net.parameters()):
+        assert torch.equal(a, b)
+    assert later.opt.param_groups[0]["lr"] == first.cfg.lr
+    assert len(later.fathers) > len(first.fathers)  # the x2 output joined the fathers
 
 
 def test_niqe_pinned_and_ordered():
