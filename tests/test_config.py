@@ -95,9 +95,9 @@ def test_wide_preset_is_fast_with_a_wider_network_trained_longer_on_l1():
     assert same(w) == same(f)
 
 
-def test_default_takes_wides_network_and_training_from_96x96_inputs_up():
-    small, large, wide = preset("default", input_size=(128, 71)), preset("default", input_size=(96, 96)), preset("wide")
-    assert small.to_dict() == preset("default").to_dict()  # 9088 px: under the threshold
+def test_default_takes_wides_network_and_training_from_64x64_inputs_up():
+    small, large, wide = preset("default", input_size=(64, 63)), preset("default", input_size=(64, 64)), preset("wide")
+    assert small.to_dict() == preset("default").to_dict()  # 4032 px: under the threshold
     assert large.preset == "default" and large.model.filters == 16
     assert {k: v for k, v in large.to_dict().items() if k != "preset"} == \
         {k: v for k, v in wide.to_dict().items() if k != "preset"}  # its figures are wide's
