@@ -398,7 +398,7 @@ def _fast() -> Config:
 
 
 def _wide() -> Config:
-    """A 16-filter network trained 3x as long, on L1 at lr 3e-3: `default` from 96x96 px up.
+    """A 16-filter network trained 3x as long, on L1 at lr 3e-3: `default` from 64x64 px up.
 
     Measured on the harness's whole default set (docs/benchmarks.md), first at 2x the
     training and without the ensemble: at x2 mean PSNR-Y +0.38 dB over `default` on bicubic
@@ -462,7 +462,13 @@ PRESETS = {"paper": _paper, "default": _default, "fast": _fast, "wide": _wide, "
 # +0.07 (one image -0.26), 96x96 +0.37 / +0.12, 128x128 +0.37 / +0.11 (no image behind from
 # 96x96 up); x4 from 48x48 -0.43 / -0.02, from 96x96 +0.14 / +0.06 (docs/benchmarks.md,
 # "default grows with its input").
-SIZED_DEFAULT_MIN_PIXELS = 96 * 96
+# Re-decided on whole images (experiments/README.md): Set5 bicubic x4, whose LR are 57x86 to
+# 128x128, `wide` minus the 8-filter `default` is +1.07 dB (29.63 -> 30.70; baby / bird /
+# butterfly / head / woman +0.03 / +1.08 / +3.40 / +0.16 / +0.68), every image ahead from the
+# 64x64 butterfly up; on the first 7 BSD68 photos (sorted), 256-px centre crops (64x64 LR),
+# x4: +0.19 dB (6 of 7 ahead, -0.21 to +0.62). Below 64x64 only the 48x48 crops above were
+# measured (wide behind there), so the threshold stops at 64x64.
+SIZED_DEFAULT_MIN_PIXELS = 64 * 64
 
 
 def preset(name: str) -> Config:

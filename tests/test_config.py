@@ -82,16 +82,16 @@ def test_wide_preset_is_fast_with_a_wider_network_trained_longer_on_l1():
     assert same(w) == same(f)
 
 
-def test_default_takes_wides_network_and_training_from_96x96_inputs_up():
+def test_default_takes_wides_network_and_training_from_64x64_inputs_up():
     from sr_core.resolve import resolve
 
     def settings(cfg, *drop):
         return {k: v for k, v in cfg.to_dict().items() if k not in ("resolved", *drop)}
 
-    small, large = resolve("default", input_size=(128, 71)), resolve("default", input_size=(96, 96))
-    assert settings(small) == settings(preset("default"))  # 9088 px: under the threshold
+    small, large = resolve("default", input_size=(64, 63)), resolve("default", input_size=(64, 64))
+    assert settings(small) == settings(preset("default"))  # 4032 px: under the threshold
     assert large.preset == "default" and large.model.filters == 16 and large.resolved["variant"] == "wide"
-    assert "at least 96x96" in large.resolved["decisions"][0] and "under 96x96" in small.resolved["decisions"][0]
+    assert "at least 64x64" in large.resolved["decisions"][0] and "under 64x64" in small.resolved["decisions"][0]
     assert settings(large, "preset") == settings(preset("wide"), "preset")  # its figures are wide's
     for name in ("paper", "fast", "wide", "smoke"):  # no other preset depends on the input
         assert settings(resolve(name, input_size=(4000, 3000))) == settings(preset(name))

@@ -77,7 +77,7 @@ def test_bench_rejects_bad_input(tmp_path, capsys):
 
 def test_bench_sizes_default_per_case_and_keys_its_cache_on_both_configs(monkeypatch):
     """The harness trains what `sr-core run` would: `default` sized by each case's LR (16
-    filters from 96x96 px, 8 below), with --preset-override applied on top of the sizing."""
+    filters from 64x64 px, 8 below), with --preset-override applied on top of the sizing."""
     import types
 
     import sr_core.evaluation.bench as bench

@@ -132,7 +132,7 @@ def test_console_script_and_module_entry_points(tmp_path, tiny_png):
 
 
 def test_train_sizes_the_default_preset_by_the_image(tmp_path, sample_rgb, capsys):
-    """`default` trains wide's 16-filter network on a 96x96 image, its 8-filter one on 64x64,
+    """`default` trains wide's 16-filter network on a 96x96 image, its 8-filter one on 48x48,
     and says which; a config flag still overrides the sized preset."""
     def filters(size, *extra):
         img = save_image(tmp_path / f"{size}.png", np.resize(sample_rgb, (size, size, 3)))
@@ -142,7 +142,7 @@ def test_train_sizes_the_default_preset_by_the_image(tmp_path, sample_rgb, capsy
         return json.loads((out / "config.json").read_text())["model"]["filters"]
 
     assert filters(96) == 16 and "preset default (as wide" in capsys.readouterr().err
-    assert filters(64) == 8 and "as wide" not in capsys.readouterr().err
+    assert filters(48) == 8 and "as wide" not in capsys.readouterr().err
     assert filters(97, "--model.filters", "12", "-q") == 12
 
 

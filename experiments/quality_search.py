@@ -1,0 +1,115 @@
+"""Whole-image quality search: named `sr-core bench` variants on Set5 / a fixed BSD68 subset.
+
+    PYTHONPATH=$PWD OMP_NUM_THREADS=1 python experiments/quality_search.py \
+        --variants wide,wide-ens --set set5 --scales 4 [--images bird,head] [--threads 1] \
+        [--work /tmp/q/search] [--record experiments/records/NAME.json]
+
+Each variant is a preset plus `--preset-override` fields (VARIANTS below). Every (variant,
+set, scale) runs `sr-core bench` on whole images (`--crop 0`), bicubic protocol, perceptual
+loss off, into its own folder under --work (reruns skip finished cells). The per-image
+PSNR-Y / SSIM-Y / seconds are merged into the --record JSON (small: one row per cell) and a
+table of means is printed. `--list` prints the variants.
+
+Sets: `set5` = ../shared/benchmarks/Set5 (5 images); `bsd8` = the first 8 names (sorted) of
+../shared/benchmarks/BSD68, whole 481 x 321 photos. Never copied into the repository.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+SHARED = Path("/work/shared/benchmarks")
+SETS = {"set5": (SHARED / "Set5", None),
+        "bsd8": (SHARED / "BSD68", ["101085", "101087", "102061", "103070", "105025", "106024", "108005", "108070"])}
+
+# name -> (preset / baseline, override fields)
+VARIANTS: dict[str, tuple[str, dict]] = {
+    "bicubic": ("bicubic", {}),
+    "default": ("default", {}),
+    "wide": ("wide", {}),
+    # the x8 self-ensemble at every reverse step instead of the last 3
+    "wide-ens": ("wide", {"infer.self_ensemble": True}),
+    # larger crops: 4 x 96 px per step (4.5x the pixels of 2 x 64)
+    "wide-c96b4": ("wide", {"data.crop_size": 96, "data.batch_size": 4}),
+    # 24 filters
+    "wide-f24": ("wide", {"model.filters": 24}),
+    # 2x the steps
+    "wide-2x": ("wide", {"train.steps_per_scale": [780, 780, 840]}),
+    # bigger crops and 2x steps together
+    "wide-c96b4-2x": ("wide", {"data.crop_size": 96, "data.batch_size": 4,
+                               "train.steps_per_scale": [780, 780, 840]}),
+    "quality": ("quality", {}),
+}
+
+
+def run(variant: str, set_name: str, scale: int, *, images: list[str] | None, work: Path, threads: int) -> list[dict]:
+    import torch
+
+    from sr_core.evaluation.bench import run_bench
+
+    torch.set_num_threads(threads)
+    method, override = VARIANTS[variant]
+    data, subset = SETS[set_name]
+    only = images or subset
+    records = run_bench(data=data, methods=[method], scales=[scale], protocols=["bicubic"],
+                        out=work / f"{set_name}-x{scale}-{variant}", crop=0, override=override or None,
+                        train_perceptual="off", images=only, progress=False, figure=False)
+    return [{"variant": variant, "set": set_name, "scale": scale, "image": r["image"],
+             "psnr_y": round(r["psnr_y"], 4), "ssim_y": round(r["ssim_y"], 5), "seconds": round(r["seconds"], 1)}
+            for r in records]
+
+
+def merge(path: Path, rows: list[dict]) -> list[dict]:
+    old = json.loads(path.read_text()) if path.exists() else []
+    key = lambda r: (r["variant"], r["set"], r["scale"], r["image"])  # noqa: E731
+    new = {key(r): r for r in old}
+    new.update({key(r): r for r in rows})
+    out = sorted(new.values(), key=key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out, indent=0) + "\n")
+    return out
+
+
+def table(rows: list[dict]) -> str:
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["set"], r["scale"], r["variant"]), []).append(r)
+    lines = ["| set | scale | variant | n | mean PSNR-Y | per image | mean s |", "|---|---|---|---|---|---|---|"]
+    for (s, sc, v), rs in sorted(groups.items()):
+        rs = sorted(rs, key=lambda r: r["image"])
+        lines.append(f"| {s} | x{sc} | {v} | {len(rs)} | {np.mean([r['psnr_y'] for r in rs]):.3f} | "
+                     f"{' / '.join('%.2f' % r['psnr_y'] for r in rs)} | {np.mean([r['seconds'] for r in rs]):.0f} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--variants", default="wide")
+    p.add_argument("--set", default="set5", choices=sorted(SETS))
+    p.add_argument("--scales", default="4")
+    p.add_argument("--images", help="comma-separated subset (default: the set's)")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--work", default="/tmp/q/search")
+    p.add_argument("--record", default="experiments/records/quality-search.json")
+    p.add_argument("--list", action="store_true")
+    args = p.parse_args(argv)
+    if args.list:
+        for k, (m, o) in VARIANTS.items():
+            print(f"{k}: {m} {json.dumps(o)}")
+        return 0
+    images = args.images.split(",") if args.images else None
+    for variant in args.variants.split(","):
+        for scale in (int(s) for s in args.scales.split(",")):
+            rows = run(variant, args.set, scale, images=images, work=Path(args.work), threads=args.threads)
+            merged = merge(Path(args.record), rows)
+            print(table([r for r in merged if r["set"] == args.set]), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
