@@ -95,6 +95,7 @@ from sr_core.method.diffusion import ResShiftDiffusion
 from sr_core.method.pairs import PairSampler, image_scales
 from sr_core.method.perceptual import load_perceptual
 from sr_core.method.train import TrainState, train_stage
+from sr_core.resolve import describe
 from sr_core.runtime.checkpoint import image_fingerprint
 from sr_core.runtime.device import resolve_device
 
@@ -142,7 +143,7 @@ assert "train.steps_per_scale" in differ and "diffusion.timesteps" in differ
 # %%
 photo = picker.load(max_side=256)
 cfg = Upscaler("smoke" if SMOKE else "default", seed=SEED).resolve(photo, scale=2)
-print("\n".join(cfg.resolved["decisions"]))
+print(describe(cfg))  # what a fit prints first
 scales = image_scales(photo, cfg.data)  # one stage per image scale, coarse first
 print(f"preset {cfg.preset}: {cfg.total_steps()} steps over {len(scales)} stages "
       f"({', '.join(f'{s.shape[1]}x{s.shape[0]}' for s in scales)}), batch {cfg.data.batch_size}, "
