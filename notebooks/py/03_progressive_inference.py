@@ -24,7 +24,8 @@
 # - what each intermediate looks like next to bicubic and Lanczos, with zoomed crops;
 # - how to measure the result honestly: degrade a photo on purpose, upscale it back and
 #   compare with the original (`sr_core.evaluation.metrics.evaluate`), against bicubic and Lanczos;
-# - the equivalent `sr-core` and original-style command lines.
+# - the equivalent `sr-core` and original-style command lines;
+# - how to upscale your own photo with an `Upscaler`, save the result and download it.
 
 # %%
 # Setup. In Colab: fetch the repository (code + sample images) and install sr_core without
