@@ -30,15 +30,18 @@
 # %%
 # Setup. In Colab: fetch the repository (code + sample images) and install sr_core without
 # its dependencies, so Colab's own torch is never reinstalled. Locally: nothing is installed.
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 REPO = "OWNER/sr_core"  # = sr_core.faces.viz.COLAB_REPO (kept in sync by notebooks/sync_notebooks.py)
 if "google.colab" in sys.modules:
-    ROOT = Path("/content/sr_core")
+    ROOT = Path(os.environ.get("SR_CORE_CLONE_DIR", "/content/sr_core"))
+    # SR_CORE_REPO_URL: clone from elsewhere (tests/faces/test_colab_setup.py uses a local clone)
+    URL = os.environ.get("SR_CORE_REPO_URL") or f"https://github.com/{REPO}.git"
     if not ROOT.exists():
-        subprocess.run(["git", "clone", "-q", "--depth", "1", f"https://github.com/{REPO}.git", str(ROOT)], check=True)
+        subprocess.run(["git", "clone", "-q", "--depth", "1", URL, str(ROOT)], check=True)
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "-e", str(ROOT)], check=True)
     sys.path.insert(0, str(ROOT))  # the editable install is only seen after a restart
 else:
@@ -53,8 +56,30 @@ import os
 SMOKE = os.environ.get("SR_SMOKE") == "1"  # SR_SMOKE=1: a quick run on a CPU (CI, nbval)
 if os.environ.get("CI") and not SMOKE:
     raise RuntimeError("CI runs the notebooks with SR_SMOKE=1; full settings take minutes")
-IMAGE = "chelsea_crop.png"
+IMAGE = "chelsea_crop.png"  # the bundled sample, in data/
+# Your own photo: a path (empty: the sample), or UPLOAD = True to pick one in Colab.
+PHOTO = ""  # @param {type:"string"}
+UPLOAD = False  # @param {type:"boolean"}
 SEED = 0
+
+# %% [markdown]
+# ## Your photo
+#
+# The notebook runs on a bundled sample photo unless you choose yours:
+# - **Jupyter**: press the *your photo* button below and pick a file, then run the cells
+#   after this one again (*Run > Run Selected Cell and All Below*); or set `PHOTO` above to
+#   a path and run the notebook again.
+# - **Colab**: tick `UPLOAD` above (or set `UPLOAD = True`) and run this cell: it asks for a
+#   file from your computer. Or upload one in the Files pane and set `PHOTO` to its path.
+#
+# Uploads are saved under `outputs/uploads/`. A large photo is centre-cropped to 256x256
+# here, so the figures stay readable.
+
+# %%
+from sr_core.faces import viz
+
+picker = viz.PhotoPicker(PHOTO or DATA / IMAGE, upload=UPLOAD, folder=ROOT / "outputs" / "uploads")
+picker
 
 # %%
 import math
@@ -63,21 +88,21 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from sr_core.faces import viz
-from sr_core.config import DegradationConfig, preset
-from sr_core.method.pairs import PairSampler, image_scales, to_numpy, to_tensor
+from sr_core import Upscaler
+from sr_core.config import DegradationConfig
 from sr_core.method.degradation import (KERNEL_FAMILIES, degrade, filter2d, gaussian_kernel, gaussian_noise, jpeg,
-                                 poisson_noise, random_kernel, resize, usm_sharpen)
-from sr_core.runtime.io import load_image
+                                        poisson_noise, random_kernel, resize, usm_sharpen)
+from sr_core.method.pairs import PairSampler, image_scales, to_numpy, to_tensor
 
 if SMOKE:
     torch.set_num_threads(1)  # tiny tensors: extra threads cost more than they give on a busy CPU
 torch.manual_seed(SEED)
-cfg = preset("smoke" if SMOKE else "paper")
-photo = load_image(DATA / IMAGE).rgb  # H x W x 3 floats in [0, 1]
+photo = picker.load(max_side=256)  # H x W x 3 floats in [0, 1]
+# The configuration an Upscaler would train with on this photo (`paper`: the original's degradations)
+cfg = Upscaler("smoke" if SMOKE else "paper", seed=SEED).resolve(photo)
 x = to_tensor(photo)  # 1 x 3 x H x W
 H, W = photo.shape[:2]
-print(f"{IMAGE}: {W}x{H}, preset {cfg.preset}")
+print(f"{picker.path.name}: {W}x{H}, preset {cfg.preset}")
 assert x.shape == (1, 3, H, W) and 0 <= float(x.min()) and float(x.max()) <= 1
 
 # %% [markdown]
@@ -256,10 +281,25 @@ plt.show()
 assert all(r.shape == photo.shape and 0 <= r.min() and r.max() <= 1 for r in rendered)
 assert np.abs(rendered[0] - photo).max() <= 0.5 / 255 + 1e-6  # no degradation = the photo (8-bit)
 
+# %% [markdown]
+# Move a slider: the degraded copy is redrawn from the photo (zoomed 2x for a small photo).
+#
+# > Reopened a saved notebook and see *Error displaying widget: model not found* instead of
+# > the sliders? A widget lives in the kernel that drew it, not in the file. Run the
+# > notebook again (*Run > Run All Cells*), or clear the old outputs first
+# > (*Edit > Clear Outputs of All Cells*).
+
 # %%
 # NBVAL_IGNORE_OUTPUT
-panel = viz.degradation_panel(photo)
+ZOOM = 2 if max(H, W) <= 160 else 1
+panel = viz.degradation_panel(photo, zoom=ZOOM)
 panel
+
+# %%
+# What the panel shows is the hand-set degradation of its sliders' values.
+settings_now = {name: slider.value for name, slider in panel.sliders.items()}
+assert panel.image.value == viz.array_to_png(viz.render_degradation(photo, **settings_now), zoom=ZOOM)
+print("panel:", ", ".join(f"{k} {v:g}" for k, v in settings_now.items()))
 
 # %% [markdown]
 # ## Summary

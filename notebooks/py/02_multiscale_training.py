@@ -30,15 +30,18 @@
 # %%
 # Setup. In Colab: fetch the repository (code + sample images) and install sr_core without
 # its dependencies, so Colab's own torch is never reinstalled. Locally: nothing is installed.
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 REPO = "OWNER/sr_core"  # = sr_core.faces.viz.COLAB_REPO (kept in sync by notebooks/sync_notebooks.py)
 if "google.colab" in sys.modules:
-    ROOT = Path("/content/sr_core")
+    ROOT = Path(os.environ.get("SR_CORE_CLONE_DIR", "/content/sr_core"))
+    # SR_CORE_REPO_URL: clone from elsewhere (tests/faces/test_colab_setup.py uses a local clone)
+    URL = os.environ.get("SR_CORE_REPO_URL") or f"https://github.com/{REPO}.git"
     if not ROOT.exists():
-        subprocess.run(["git", "clone", "-q", "--depth", "1", f"https://github.com/{REPO}.git", str(ROOT)], check=True)
+        subprocess.run(["git", "clone", "-q", "--depth", "1", URL, str(ROOT)], check=True)
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "-e", str(ROOT)], check=True)
     sys.path.insert(0, str(ROOT))  # the editable install is only seen after a restart
 else:
@@ -53,9 +56,31 @@ import os
 SMOKE = os.environ.get("SR_SMOKE") == "1"  # SR_SMOKE=1: a quick run on a CPU (CI, nbval)
 if os.environ.get("CI") and not SMOKE:
     raise RuntimeError("CI runs the notebooks with SR_SMOKE=1; full settings take minutes")
-IMAGE = "chelsea_crop.png"
+IMAGE = "chelsea_crop.png"  # the bundled sample, in data/
+# Your own photo: a path (empty: the sample), or UPLOAD = True to pick one in Colab.
+PHOTO = ""  # @param {type:"string"}
+UPLOAD = False  # @param {type:"boolean"}
 SEED = 0
 LIVE_EVERY = 10  # redraw the live loss plot every this many steps
+
+# %% [markdown]
+# ## Your photo
+#
+# The notebook runs on a bundled sample photo unless you choose yours:
+# - **Jupyter**: press the *your photo* button below and pick a file, then run the cells
+#   after this one again (*Run > Run Selected Cell and All Below*); or set `PHOTO` above to
+#   a path and run the notebook again.
+# - **Colab**: tick `UPLOAD` above (or set `UPLOAD = True`) and run this cell: it asks for a
+#   file from your computer. Or upload one in the Files pane and set `PHOTO` to its path.
+#
+# Uploads are saved under `outputs/uploads/`. A large photo is centre-cropped to 256x256
+# here, so each stage trains in reasonable time.
+
+# %%
+from sr_core.faces import viz
+
+picker = viz.PhotoPicker(PHOTO or DATA / IMAGE, upload=UPLOAD, folder=ROOT / "outputs" / "uploads")
+picker
 
 # %%
 import dataclasses
@@ -64,15 +89,15 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from sr_core.faces import viz
-from sr_core.runtime.checkpoint import image_fingerprint
+from sr_core import Upscaler
 from sr_core.config import PRESETS, preset
-from sr_core.method.pairs import PairSampler, image_scales
-from sr_core.runtime.device import resolve_device
 from sr_core.method.diffusion import ResShiftDiffusion
-from sr_core.runtime.io import load_image
+from sr_core.method.pairs import PairSampler, image_scales
 from sr_core.method.perceptual import load_perceptual
-from sr_core.method.train import TrainState, load_model, train_stage
+from sr_core.method.train import TrainState, train_stage
+from sr_core.resolve import describe
+from sr_core.runtime.checkpoint import image_fingerprint
+from sr_core.runtime.device import resolve_device
 
 DEVICE = resolve_device("auto")
 if SMOKE:
@@ -110,10 +135,15 @@ for k in differ:
     print(f"{k:<26}" + "".join(f"{str(p[k]):>12}" for p in presets.values()))
 assert "train.steps_per_scale" in differ and "diffusion.timesteps" in differ
 
+# %% [markdown]
+# This notebook trains with the configuration that `Upscaler(...).fit(photo, scale=2)` would
+# use: `Upscaler.resolve` sizes `default` by the photo and makes its pairs for the 2x steps
+# of the plan (`cfg.resolved` says what it decided, and why).
+
 # %%
-photo = load_image(DATA / IMAGE).rgb
-cfg = preset("smoke" if SMOKE else "default", input_size=(photo.shape[1], photo.shape[0]))  # sized by the photo
-cfg.seed = SEED
+photo = picker.load(max_side=256)
+cfg = Upscaler("smoke" if SMOKE else "default", seed=SEED).resolve(photo, scale=2)
+print(describe(cfg))  # what a fit prints first
 scales = image_scales(photo, cfg.data)  # one stage per image scale, coarse first
 print(f"preset {cfg.preset}: {cfg.total_steps()} steps over {len(scales)} stages "
       f"({', '.join(f'{s.shape[1]}x{s.shape[0]}' for s in scales)}), batch {cfg.data.batch_size}, "
@@ -224,35 +254,43 @@ assert state.global_step == cfg.total_steps()
 # over random timesteps, so it stays noisy.
 
 # %%
-fig = viz.loss_figure(state.history, title=f"{IMAGE}: loss per stage ({cfg.preset})")
+fig = viz.loss_figure(state.history, title=f"{picker.path.name}: loss per stage ({cfg.preset})")
 plt.show()
 assert sorted(set(state.history["stage"])) == list(range(len(scales)))
 assert len(state.history["loss"]) == cfg.total_steps()
 
 # %% [markdown]
-# ## 6. Save and load a checkpoint
+# ## 6. Save a checkpoint, and upscale with it
 #
 # `TrainState.save` writes the whole state plus the config as JSON, atomically;
-# `load_model` returns a model ready for sampling (EMA or raw weights, as the config says) and
-# the config it was trained with. `TrainState.resume` would continue training from it.
+# `TrainState.resume` would continue training from it. `Upscaler.load` takes the same file
+# and gives a model ready for sampling (EMA or raw weights, as the config says): the model
+# trained by hand above now upscales your photo, as notebook 03 does in detail.
 
 # %%
 path = state.save(OUT / "checkpoints" / "last.pt", sampler)
-model, saved_cfg = load_model(path, device=DEVICE)
-assert saved_cfg.to_dict() == cfg.to_dict()
-x0, y = sampler.draw()
-t = torch.zeros(x0.shape[0], dtype=torch.long)
-with torch.no_grad():
-    assert torch.allclose(model(x0, y, t), sampling_model(x0, y, t), atol=1e-6)
 resumed = TrainState.resume(path, cfg, image_fingerprint(photo), DEVICE)
 assert resumed.global_step == state.global_step == cfg.total_steps()
 print(f"checkpoint: {path.relative_to(ROOT)} ({path.stat().st_size / 1024:.0f} KiB), step {resumed.global_step}")
+
+trained = Upscaler.load(path, device=str(DEVICE))
+assert trained.config.model == cfg.model and trained.config.diffusion == cfg.diffusion
+x0, y = sampler.draw()
+t = torch.zeros(x0.shape[0], dtype=torch.long)
+with torch.no_grad():
+    assert torch.allclose(trained.model(x0, y, t), sampling_model(x0, y, t), atol=1e-6)
+big = trained.upscale(photo, scale=2, progress=False)  # an array in, an array out
+assert big.shape == (2 * photo.shape[0], 2 * photo.shape[1], 3) and 0 <= big.min() and big.max() <= 1
+fig = viz.compare_figure([photo, big], ["photo", f"2x by the model trained above ({big.shape[1]}x{big.shape[0]})"])
+plt.show()
 
 # %% [markdown]
 # ## Summary
 #
 # - Training = one `train_stage` call per image scale, sharing one `TrainState`.
-#   `sr_core.method.train.train(photo, cfg)` runs exactly this loop (with checkpoints and resume);
+#   `Upscaler(...).fit(photo, scale=2)` runs exactly this loop (`sr_core.method.train.train`,
+#   with checkpoints and resume) on the configuration `Upscaler(...).resolve` gave above;
 #   from a shell: `sr-core train data/chelsea_crop.png --preset smoke`.
-# - The checkpoint holds weights, EMA, optimizer, random states, history and config.
+# - The checkpoint holds weights, EMA, optimizer, random states, history and config;
+#   `Upscaler.load(path)` upscales with it.
 # - Notebook 03 uses such a model to upscale, step by step.

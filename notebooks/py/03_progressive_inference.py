@@ -24,20 +24,24 @@
 # - what each intermediate looks like next to bicubic and Lanczos, with zoomed crops;
 # - how to measure the result honestly: degrade a photo on purpose, upscale it back and
 #   compare with the original (`sr_core.evaluation.metrics.evaluate`), against bicubic and Lanczos;
-# - the equivalent `sr-core` and original-style command lines.
+# - the equivalent `sr-core` and original-style command lines;
+# - how to upscale your own photo with an `Upscaler`, save the result and download it.
 
 # %%
 # Setup. In Colab: fetch the repository (code + sample images) and install sr_core without
 # its dependencies, so Colab's own torch is never reinstalled. Locally: nothing is installed.
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 REPO = "OWNER/sr_core"  # = sr_core.faces.viz.COLAB_REPO (kept in sync by notebooks/sync_notebooks.py)
 if "google.colab" in sys.modules:
-    ROOT = Path("/content/sr_core")
+    ROOT = Path(os.environ.get("SR_CORE_CLONE_DIR", "/content/sr_core"))
+    # SR_CORE_REPO_URL: clone from elsewhere (tests/faces/test_colab_setup.py uses a local clone)
+    URL = os.environ.get("SR_CORE_REPO_URL") or f"https://github.com/{REPO}.git"
     if not ROOT.exists():
-        subprocess.run(["git", "clone", "-q", "--depth", "1", f"https://github.com/{REPO}.git", str(ROOT)], check=True)
+        subprocess.run(["git", "clone", "-q", "--depth", "1", URL, str(ROOT)], check=True)
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "-e", str(ROOT)], check=True)
     sys.path.insert(0, str(ROOT))  # the editable install is only seen after a restart
 else:
@@ -52,28 +56,49 @@ import os
 SMOKE = os.environ.get("SR_SMOKE") == "1"  # SR_SMOKE=1: a quick run on a CPU (CI, nbval)
 if os.environ.get("CI") and not SMOKE:
     raise RuntimeError("CI runs the notebooks with SR_SMOKE=1; full settings take minutes")
-IMAGE = "chelsea_crop.png"
+IMAGE = "chelsea_crop.png"  # the bundled sample, in data/
+# Your own photo: a path (empty: the sample), or UPLOAD = True to pick one in Colab.
+PHOTO = ""  # @param {type:"string"}
+UPLOAD = False  # @param {type:"boolean"}
+SCALE = 2  # @param {type:"number"}
 SEED = 0
+
+# %% [markdown]
+# ## Your photo
+#
+# The notebook runs on a bundled sample photo unless you choose yours:
+# - **Jupyter**: press the *your photo* button below and pick a file, then run the cells
+#   after this one again (*Run > Run Selected Cell and All Below*); or set `PHOTO` above to
+#   a path and run the notebook again.
+# - **Colab**: tick `UPLOAD` above (or set `UPLOAD = True`) and run this cell: it asks for a
+#   file from your computer. Or upload one in the Files pane and set `PHOTO` to its path.
+#
+# Uploads are saved under `outputs/uploads/`. The graded test in section 2 uses its centre
+# (at most 256x256); section 7 upscales the whole photo and saves the result.
+
+# %%
+from sr_core.faces import viz
+
+picker = viz.PhotoPicker(PHOTO or DATA / IMAGE, upload=UPLOAD, folder=ROOT / "outputs" / "uploads")
+picker
 
 # %%
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from sr_core.faces import viz
-from sr_core.config import preset
+from sr_core import Upscaler
+from sr_core.evaluation.metrics import evaluate
+from sr_core.method.infer import bicubic_upscale, progressive_plan, target_size
 from sr_core.method.pairs import lanczos_resize
 from sr_core.runtime.device import resolve_device
-from sr_core.method.diffusion import ResShiftDiffusion
-from sr_core.method.infer import bicubic_upscale, progressive_plan, target_size, upscale
-from sr_core.runtime.io import load_image
-from sr_core.evaluation.metrics import evaluate
-from sr_core.method.train import train
 
-DEVICE = resolve_device("auto")
+DEVICE = resolve_device("auto")  # what Upscaler(device="auto") picks
 if SMOKE:
     torch.set_num_threads(1)  # tiny tensors: extra threads cost more than they give on a busy CPU
 torch.manual_seed(SEED)
+PRESET = "smoke" if SMOKE else "default"
+OUT = ROOT / "outputs" / "notebooks" / "03_progressive_inference"
 print("device:", DEVICE)
 
 # %% [markdown]
@@ -104,13 +129,14 @@ assert [s.size for s in plan_23] == [(91, 111), (128, 192)]  # (64 * 2**0.5, 64 
 # %% [markdown]
 # ## 2. A test you can grade: degrade on purpose, upscale back
 #
-# Without ground truth nothing can be measured. So take a bundled photo as the ground truth
-# (GT), shrink it 2x (bicubic with antialiasing: the usual "bicubic protocol"), and give only
-# the small image to `sr_core`: it trains on it (zero-shot: the input is the only data),
-# then upscales it 2x back to the GT size.
+# Without ground truth nothing can be measured. So take the photo as the ground truth (GT),
+# shrink it 2x (bicubic with antialiasing: the usual "bicubic protocol"), and give only the
+# small image to an `Upscaler`: `fit` trains on it (zero-shot: the input is the only data),
+# then `upscale` brings it back up.
 
 # %%
-gt = load_image(DATA / IMAGE).rgb
+gt = picker.load(max_side=256)
+gt = gt[: gt.shape[0] // 2 * 2, : gt.shape[1] // 2 * 2]  # even sides: 2x of the half is the GT again
 GT_SIZE = (gt.shape[1], gt.shape[0])
 lr_tensor = torch.nn.functional.interpolate(torch.from_numpy(gt).permute(2, 0, 1)[None], scale_factor=0.5,
                                             mode="bicubic", antialias=True, align_corners=False)
@@ -119,34 +145,34 @@ LR_SIZE = (lr.shape[1], lr.shape[0])
 print(f"ground truth {GT_SIZE[0]}x{GT_SIZE[1]}, input {LR_SIZE[0]}x{LR_SIZE[1]}")
 assert LR_SIZE == (GT_SIZE[0] // 2, GT_SIZE[1] // 2)
 
-cfg = preset("smoke" if SMOKE else "default", input_size=LR_SIZE)  # `default` is sized by its input
-cfg.seed = SEED
-result = train(lr, cfg, device=DEVICE, perceptual="auto" if cfg.train.perceptual_weight > 0 else None)
-model = result.sampling_model()
-print(f"trained {cfg.total_steps()} steps ({cfg.preset}) in {result.seconds:.0f} s")
+up = Upscaler(PRESET, seed=SEED).fit(lr, scale=2)  # `default` is sized by its input
+cfg = up.config  # what it trained with, and why: cfg.resolved
+print(f"trained {cfg.total_steps()} steps ({cfg.preset}) in {up.train_result.seconds:.0f} s")
 
 # %% [markdown]
 # ## 3. Upscale 2x, then 4x
 #
-# (plus a refinement pass at the final size where the preset asks for one: `cfg.infer.final_pass`)
+# `plan=[2, 4]` asks for 2x, then 4x the input (plus a refinement pass at the final size where
+# the preset asks for one: `cfg.infer.final_pass`). `up.last` keeps the plan and every
+# intermediate.
 
 # %%
-diffusion = ResShiftDiffusion(cfg.diffusion)
-plan = progressive_plan(LR_SIZE, target_size(LR_SIZE, scale=4), factors_w=[2, 4], factors_h=[2, 4],
-                        final_pass=cfg.infer.final_pass)
-out = upscale(model, lr, plan, diffusion, cfg.infer, device=DEVICE, seed=SEED)
+out = up.upscale(plan=[2, 4])  # an array in (lr), an array out
+plan = up.last.plan
 print("plan:", describe(plan))
-assert len(out.intermediates) == len(plan)
-for step, img in zip(plan, out.intermediates):
+assert plan == progressive_plan(LR_SIZE, target_size(LR_SIZE, scale=4), factors_w=[2, 4], factors_h=[2, 4],
+                                final_pass=cfg.infer.final_pass)
+assert len(up.last.intermediates) == len(plan)
+for step, img in zip(plan, up.last.intermediates):
     assert (img.shape[1], img.shape[0]) == step.size and img.min() >= 0 and img.max() <= 1
-assert out.image.shape == (4 * LR_SIZE[1], 4 * LR_SIZE[0], 3)
+assert out.shape == (4 * LR_SIZE[1], 4 * LR_SIZE[0], 3) and out.dtype == lr.dtype
 
 # %% [markdown]
 # Each step next to bicubic and Lanczos from the input to the same size (whole image, then a
 # zoomed crop of the same region).
 
 # %%
-for step, img in zip(plan, out.intermediates):
+for step, img in zip(plan, up.last.intermediates):
     w, h = step.size
     row = [img, bicubic_upscale(lr, (w, h)), lanczos_resize(lr, (w, h))]
     label = f"{w}x{h}" + (" refine" if step.refine_only else "")
@@ -170,8 +196,7 @@ for step, img in zip(plan, out.intermediates):
 # the plumbing, not the method. Run without `SR_SMOKE` to see what the `default` preset does.
 
 # %%
-plan_2x = progressive_plan(LR_SIZE, GT_SIZE, final_pass=cfg.infer.final_pass)
-sr_2x = upscale(model, lr, plan_2x, diffusion, cfg.infer, device=DEVICE, seed=SEED, progress=False).image
+sr_2x = up.upscale(scale=2, progress=False)
 candidates = {"sr_core": sr_2x, "bicubic": bicubic_upscale(lr, GT_SIZE), "Lanczos": lanczos_resize(lr, GT_SIZE)}
 scores = {name: evaluate(img, gt, border=2) for name, img in candidates.items()}
 print(f"{'2x':<9}{'PSNR-Y':>8}{'SSIM-Y':>8}{'PSNR-RGB':>10}{'colour':>8}")
@@ -204,20 +229,18 @@ plt.show()
 from sr_core.method.jpeg import jpeg_evidence
 from sr_core.evaluation.protocols import make_lr
 
-case = make_lr(gt, 2, "realistic", name=IMAGE)
+case = make_lr(gt, 2, "realistic", name=picker.path.name)
 noisy_lr = case.lr.astype(np.float32)
 print("realistic LR:", jpeg_evidence(noisy_lr).describe())
 print("clean bicubic LR:", jpeg_evidence(lr).describe())
-NOISY_SIZE = (noisy_lr.shape[1], noisy_lr.shape[0])
-cfg_n = preset("smoke" if SMOKE else "default", input_size=NOISY_SIZE)
-cfg_n.seed = SEED
-model_n = train(noisy_lr, cfg_n, device=DEVICE, perceptual=None, progress=False).sampling_model()
-plan_n = progressive_plan(NOISY_SIZE, target_size(NOISY_SIZE, scale=2), final_pass=cfg_n.infer.final_pass)
-noisy_out = {}
-for label, jpeg_blur in (("exact (--clean)", 0.0), ("JPEG test (default)", cfg_n.infer.jpeg_residual_blur)):
-    cfg_n.infer.jpeg_residual_blur = jpeg_blur
-    noisy_out[f"sr_core, {label}"] = upscale(model_n, noisy_lr, plan_n, ResShiftDiffusion(cfg_n.diffusion),
-                                             cfg_n.infer, device=DEVICE, seed=SEED, progress=False).image
+# noisy=None (the default): the Upscaler tests the pixels for JPEG when it upscales.
+up_n = Upscaler(PRESET, seed=SEED).fit(noisy_lr, scale=2, progress=False)
+# The same model, loaded with noisy=False: it back-projects exactly (`--clean`).
+exact = Upscaler.load(up_n.save(OUT / "realistic-model"), noisy=False)
+noisy_out = {
+    "sr_core, exact (--clean)": exact.upscale(noisy_lr, scale=2, progress=False),
+    "sr_core, JPEG test (default)": up_n.upscale(scale=2, progress=False),
+}
 noisy_out["bicubic"] = bicubic_upscale(noisy_lr, (case.hr.shape[1], case.hr.shape[0]))
 for name, img in noisy_out.items():
     m = evaluate(img, case.hr, border=2)
@@ -249,8 +272,7 @@ from sr_core.evaluation.bench import perceptual_metric
 distance, _ = perceptual_metric()  # None if its weights are missing
 kernel = case.info["kernel"]
 print(f"the blur: {kernel.shape[0]}x{kernel.shape[1]} px, sum {kernel.sum():.3f}")
-told = upscale(model_n, noisy_lr, plan_n, ResShiftDiffusion(cfg_n.diffusion), cfg_n.infer, device=DEVICE,
-               seed=SEED, progress=False, kernel=kernel).image
+told = up_n.upscale(scale=2, kernel=kernel, progress=False)
 blind = noisy_out["sr_core, JPEG test (default)"]
 for name, img in (("sr_core, blind", blind), ("sr_core, told the kernel", told), ("bicubic", noisy_out["bicubic"])):
     m = evaluate(img, case.hr, border=2)
@@ -285,15 +307,42 @@ commands = [
     "python -m sr_core --scope S --mode SR --dataset_folder data --image_name chelsea_crop.png "
     "--results_folder outputs/results --widthl 2 4 --heightl 2 4 --load_milestone 2",
 ]
-from sr_core.faces import cli, seed_cli
+from sr_core.faces import cli, original_cli
 
 for line in commands:
     argv = line.split()
     if argv[0] == "sr-core":
         args = cli.build_parser().parse_args(argv[1:])
     else:
-        args = seed_cli.build_parser().parse_args(argv[3:])
+        args = original_cli.build_parser().parse_args(argv[3:])
     print(line)
+
+# %% [markdown]
+# ## 7. Your photo, upscaled and saved
+#
+# Everything above, as you would write it in your own script: fit an `Upscaler` on the whole
+# photo (yours, if you chose one at the top), upscale it `SCALE` times, save the PNG (with the
+# photo's bit depth, and its alpha if it has one) and take it home: Colab downloads it, Jupyter
+# shows a link. A large photo takes a while on a CPU; on a GPU, minutes.
+
+# %%
+up = Upscaler(PRESET, device="auto", seed=SEED).fit(picker.path, scale=SCALE)
+result = up.upscale(scale=SCALE)  # a PIL image: a path in, a picture out
+saved = up.last.save(OUT / f"{picker.path.stem}_x{SCALE:g}.png", overwrite=True)
+viz.offer_download(saved)
+
+# %%
+from PIL import Image
+
+with Image.open(picker.path) as original, Image.open(saved) as written:
+    in_size, out_size = original.size, written.size
+assert result.size == out_size == target_size(in_size, scale=SCALE) == up.last.size
+print(f"{picker.path.name} {in_size[0]}x{in_size[1]} -> {saved.name} {out_size[0]}x{out_size[1]} "
+      f"({up.last.seconds:.0f} s); plan {describe(up.last.plan)}")
+fig = viz.compare_figure([bicubic_upscale(up.last.source.rgb, out_size), up.last.image],
+                         [f"bicubic {out_size[0]}x{out_size[1]}", "sr_core"],
+                         crop=(out_size[1] // 3, out_size[0] // 3, min(out_size) // 3))
+plt.show()
 
 # %% [markdown]
 # ## Summary
@@ -306,4 +355,6 @@ for line in commands:
 #   out of the result, at some cost in texture.
 # - Where the blur that made a photo is known, `--kernel` (`upscale(..., kernel=k)`) matches
 #   the result to it through that blur.
+# - Your own photo: `Upscaler(...).fit(photo, scale=2)`, `.upscale(scale=2)`,
+#   `.last.save("out.png")`; `up.save(folder)` and `Upscaler.load(folder)` keep the model.
 # - Notebook 04 opens one of those reverse diffusions and shows every step.

@@ -29,15 +29,18 @@
 # %%
 # Setup. In Colab: fetch the repository (code + sample images) and install sr_core without
 # its dependencies, so Colab's own torch is never reinstalled. Locally: nothing is installed.
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 REPO = "OWNER/sr_core"  # = sr_core.faces.viz.COLAB_REPO (kept in sync by notebooks/sync_notebooks.py)
 if "google.colab" in sys.modules:
-    ROOT = Path("/content/sr_core")
+    ROOT = Path(os.environ.get("SR_CORE_CLONE_DIR", "/content/sr_core"))
+    # SR_CORE_REPO_URL: clone from elsewhere (tests/faces/test_colab_setup.py uses a local clone)
+    URL = os.environ.get("SR_CORE_REPO_URL") or f"https://github.com/{REPO}.git"
     if not ROOT.exists():
-        subprocess.run(["git", "clone", "-q", "--depth", "1", f"https://github.com/{REPO}.git", str(ROOT)], check=True)
+        subprocess.run(["git", "clone", "-q", "--depth", "1", URL, str(ROOT)], check=True)
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "-e", str(ROOT)], check=True)
     sys.path.insert(0, str(ROOT))  # the editable install is only seen after a restart
 else:
@@ -52,25 +55,42 @@ import os
 SMOKE = os.environ.get("SR_SMOKE") == "1"  # SR_SMOKE=1: a quick run on a CPU (CI, nbval)
 if os.environ.get("CI") and not SMOKE:
     raise RuntimeError("CI runs the notebooks with SR_SMOKE=1; full settings take minutes")
-IMAGE = "coffee_crop.png"
+IMAGE = "coffee_crop.png"  # the bundled sample, in data/
+# Your own photo: a path (empty: the sample), or UPLOAD = True to pick one in Colab.
+PHOTO = ""  # @param {type:"string"}
+UPLOAD = False  # @param {type:"boolean"}
 SEED = 0
+STOCHASTIC = True  # the paper's sampler (noise to watch disappear); False: the deterministic one
+
+# %% [markdown]
+# ## Your photo
+#
+# The notebook runs on a bundled sample photo unless you choose yours:
+# - **Jupyter**: press the *your photo* button below and pick a file, then run the cells
+#   after this one again (*Run > Run Selected Cell and All Below*); or set `PHOTO` above to
+#   a path and run the notebook again.
+# - **Colab**: tick `UPLOAD` above (or set `UPLOAD = True`) and run this cell: it asks for a
+#   file from your computer. Or upload one in the Files pane and set `PHOTO` to its path.
+#
+# Uploads are saved under `outputs/uploads/`. The explorer works on its centre (at most
+# 128x128; 64x64 with `SR_SMOKE=1`), which its 2x step doubles.
 
 # %%
-import dataclasses
+from sr_core.faces import viz
 
+picker = viz.PhotoPicker(PHOTO or DATA / IMAGE, upload=UPLOAD, folder=ROOT / "outputs" / "uploads")
+picker
+
+# %%
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from sr_core.faces import viz
-from sr_core.config import preset
-from sr_core.runtime.device import resolve_device
+from sr_core import Upscaler
 from sr_core.method.diffusion import ResShiftDiffusion
-from sr_core.method.infer import progressive_plan, upscale
-from sr_core.runtime.io import load_image
-from sr_core.method.train import train
+from sr_core.runtime.device import resolve_device
 
-DEVICE = resolve_device("auto")
+DEVICE = resolve_device("auto")  # what Upscaler(device="auto") picks
 if SMOKE:
     torch.set_num_threads(1)  # tiny tensors: extra threads cost more than they give on a busy CPU
 torch.manual_seed(SEED)
@@ -84,9 +104,9 @@ print("device:", DEVICE)
 # last step x_t is nearly y plus noise of std about kappa = 1.
 
 # %%
-source = load_image(DATA / IMAGE)
-cfg = preset("smoke" if SMOKE else "default", input_size=source.size)
-cfg.seed = SEED
+photo = picker.load(max_side=64 if SMOKE else 128)  # 64x64 in smoke mode: the 2x step then makes 128x128
+H, W = photo.shape[:2]
+cfg = Upscaler("smoke" if SMOKE else "default", seed=SEED).resolve(photo, scale=2)  # what a 2x fit uses
 diffusion = ResShiftDiffusion(cfg.diffusion)
 eta = diffusion.eta.numpy()
 std = np.array(diffusion.noise_std())
@@ -100,32 +120,28 @@ plt.show()
 # %% [markdown]
 # ## 2. A model and one progressive step
 #
-# Train a model on the photo (the `smoke` preset with `SR_SMOKE=1`, else `default`), then run
-# one 2x step with `keep_frames=True`: `upscale` keeps x_t and the predicted x0 of every
-# reverse step (on the CPU). The explorer uses the paper's *stochastic* sampler, so there is
-# noise to watch disappear; the `default` preset samples deterministically (it starts at y
-# and stays close to it) and then back-projects onto the input: set `STOCHASTIC = False` to
-# see that instead.
+# Fit an `Upscaler` on the photo (the `smoke` preset with `SR_SMOKE=1`, else `default`), then
+# upscale it 2x with `keep_frames=True`: it keeps x_t and the predicted x0 of every reverse
+# step (on the CPU) in `up.last.frames`. The explorer uses the paper's *stochastic* sampler,
+# so there is noise to watch disappear; the `default` preset samples deterministically (it
+# starts at y and stays close to it) and then back-projects onto the input: set
+# `STOCHASTIC = False` at the top to see that instead. How it samples is a config override.
 
 # %%
-photo = source.rgb
-if SMOKE:
-    photo = photo[32:96, 32:96]  # 64x64: the 2x step below then makes 128x128
-H, W = photo.shape[:2]
-result = train(photo, cfg, device=DEVICE, perceptual="auto" if cfg.train.perceptual_weight > 0 else None)
-model = result.sampling_model()
-plan = progressive_plan((W, H), (2 * W, 2 * H))
-STOCHASTIC = True
-infer_cfg = dataclasses.replace(cfg.infer, stochastic=STOCHASTIC, back_projection=0 if STOCHASTIC else cfg.infer.back_projection)
-out = upscale(model, photo, plan, diffusion, infer_cfg, device=DEVICE, seed=SEED, keep_frames=True)
-frames = out.frames[0]  # the reverse chain of the first (here: only) plan step
+sampler = {"infer.stochastic": True, "infer.back_projection": 0} if STOCHASTIC else {}
+up = Upscaler("smoke" if SMOKE else "default", seed=SEED, **sampler).fit(photo, scale=2)
+assert up.config.diffusion == cfg.diffusion
+out = up.upscale(scale=2, keep_frames=True)  # an array in, an array out
+plan, infer_cfg = up.last.plan, up.config.infer
+frames = up.last.frames[0]  # the reverse chain of the first (here: only) plan step
 T = diffusion.timesteps
 print(f"{W}x{H} -> {plan[0].size[0]}x{plan[0].size[1]}: {len(frames)} frames, t = {[f.t + 1 for f in frames]}")
+assert len(plan) == 1 and infer_cfg.stochastic == STOCHASTIC
 assert len(frames) == T and [f.t for f in frames] == list(range(T - 1, -1, -1))
 assert all(f.x_t.shape == f.x0_pred.shape == (1, 3, 2 * H, 2 * W) for f in frames)
 assert all(float(f.x0_pred.abs().max()) <= 1 for f in frames)  # predictions are clamped to [-1, 1]
 if not infer_cfg.back_projection:
-    assert np.allclose(viz.from_signed(frames[-1].x0_pred), out.image, atol=1e-6)  # last prediction = result
+    assert np.allclose(viz.from_signed(frames[-1].x0_pred), out, atol=1e-6)  # last prediction = result
 
 # %% [markdown]
 # ## 3. One reverse step, by hand
@@ -174,12 +190,25 @@ if T > 1:
 # ## 5. The explorer
 #
 # Drag the slider or press Play: x_t and the predicted x0 at each step, and where that step
-# sits on the schedule. The pictures are precomputed; the slider only picks one.
+# sits on the schedule. The pictures are precomputed; the slider only picks one. Steps are
+# counted from 1 (at t = T) to T, on the slider and in the picture's title alike.
+#
+# > Reopened a saved notebook and see *Error displaying widget: model not found* instead of
+# > the slider? A widget lives in the kernel that drew it, not in the file. Run the
+# > notebook again (*Run > Run All Cells*), or clear the old outputs first
+# > (*Edit > Clear Outputs of All Cells*).
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 explorer = viz.diffusion_explorer(frames, diffusion)
 explorer
+
+# %%
+# The picture is the one of the slider's step, and its caption names that same step.
+step = explorer.slider.value
+assert explorer.image.value == explorer.pngs[step - 1] and len(explorer.pngs) == T
+assert explorer.caption.value == viz.explorer_title(frames, step) and explorer.slider.max == T
+print(explorer.caption.value)
 
 # %% [markdown]
 # ## Summary

@@ -1,5 +1,6 @@
-"""Figures and notebook widgets: loss curves, crops, galleries, the degradation panel and the
-diffusion step explorer (matplotlib and ipywidgets imported lazily).
+"""Figures and notebook widgets: loss curves, crops, galleries, the degradation panel, the
+diffusion step explorer, and the notebooks' "your photo" picker and result download
+(matplotlib and ipywidgets imported lazily).
 
 Widgets are thin wrappers around pure render functions (`render_degradation`,
 `explorer_frame`, `explorer_png`), so tests drive them by setting `slider.value`.
@@ -7,6 +8,8 @@ Widgets are thin wrappers around pure render functions (`render_degradation`,
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 from typing import Sequence
 
@@ -100,6 +103,133 @@ def colab_url(notebook: str, *, repo: str = COLAB_REPO, branch: str = COLAB_BRAN
 def colab_badge(notebook: str, **kwargs) -> str:
     """Markdown for an 'Open in Colab' badge."""
     return f"[![Open In Colab]({COLAB_BADGE_SVG})]({colab_url(notebook, **kwargs)})"
+
+
+# ------------------------------------------------------------------ your photo
+def in_colab() -> bool:
+    """True inside Google Colab (its kernel has imported google.colab)."""
+    return "google.colab" in sys.modules
+
+
+def center_crop(rgb: np.ndarray, max_side: int | None) -> np.ndarray:
+    """The centre of an H x W x C image, at most `max_side` pixels on each side."""
+    if max_side is None:
+        return rgb
+    h, w = rgb.shape[:2]
+    ch, cw = min(h, max_side), min(w, max_side)
+    top, left = (h - ch) // 2, (w - cw) // 2
+    return rgb[top : top + ch, left : left + cw]
+
+
+class PhotoPicker:
+    """Your photo for a notebook: `default` (the bundled sample) unless you give another.
+
+    - Colab, with `upload=True`: `google.colab.files.upload()` asks for a file when the
+      picker is made (the cell waits for it); the file is saved in `folder`.
+    - Jupyter: `.widget` is a FileUpload button and a status line. A picked file is saved in
+      `folder` and becomes `.path`; then run the cells below the picker again.
+    - Otherwise `.path` stays `default`, so the notebook runs with no input (CI, nbval).
+
+    Shown as the last line of a cell, it displays its widget (Jupyter) or its path (Colab).
+    """
+
+    def __init__(self, default: str | Path, *, upload: bool = False, folder: str | Path = "outputs/uploads"):
+        self.default = self.path = Path(default)
+        self.folder = Path(folder)
+        self.widget = self.upload = self.status = None
+        if in_colab():
+            if upload:
+                from google.colab import files  # type: ignore[import-not-found]
+
+                for name, data in files.upload().items():  # {} when cancelled: keep the default
+                    self._take(name, data)
+        else:
+            self.widget = self._make_widget()
+
+    def _take(self, name: str, data: bytes) -> Path:
+        """Save an uploaded file in `folder` and use it, if it is an image sr_core can read."""
+        from sr_core.runtime.io import load_image
+
+        path = self.folder / (Path(str(name)).name or "photo.png")
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(bytes(data))
+        try:
+            load_image(path)
+        except Exception:
+            path.unlink(missing_ok=True)
+            raise
+        self.path = path
+        return path
+
+    def describe(self) -> str:
+        from PIL import Image
+
+        with Image.open(self.path) as im:
+            w, h = im.size
+        which = "photo" if self.path == self.default else "uploaded"
+        return f"{which}: {self.path.name} ({w}x{h})"
+
+    def _make_widget(self):
+        import ipywidgets as widgets
+
+        self.upload = widgets.FileUpload(accept="image/*", multiple=False, description="your photo")
+        self.status = widgets.Label(self.describe())
+        self.upload.observe(self._on_upload, names="value")
+        return widgets.HBox([self.upload, self.status])
+
+    def _on_upload(self, change) -> None:
+        files = change["new"]
+        if isinstance(files, dict):  # ipywidgets 7: {name: {"content": ...}}
+            files = [{"name": k, **v} for k, v in files.items()]
+        if not files:
+            return
+        f = files[0]
+        try:
+            self._take(f["name"], f["content"])
+        except Exception as exc:  # shown in the status line: a widget callback has nowhere to raise
+            self.status.value = f"not used ({f['name']}): {str(exc).splitlines()[0][:120]}"
+            return
+        self.status.value = f"{self.describe()}: now run the cells below this one again"
+
+    def load(self, max_side: int | None = None) -> np.ndarray:
+        """The photo as H x W x 3 floats in [0, 1]; centre-cropped to `max_side` if larger."""
+        from sr_core.runtime.io import load_image
+
+        rgb = load_image(self.path).rgb
+        out = center_crop(rgb, max_side)
+        if out.shape != rgb.shape:
+            print(f"{self.path.name} is {rgb.shape[1]}x{rgb.shape[0]}: this notebook uses its centre "
+                  f"{out.shape[1]}x{out.shape[0]}")
+        return out
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        if self.widget is not None:
+            display(self.widget)
+        else:
+            print(self.describe())
+
+    def __repr__(self) -> str:
+        return f"PhotoPicker({str(self.path)!r})"
+
+
+def offer_download(path: str | Path):
+    """The written file for you: Colab downloads it to your computer; elsewhere this returns
+    a link to it (an IPython FileLink, relative to the notebook's folder) to show."""
+    path = Path(path)
+    if in_colab():
+        from google.colab import files  # type: ignore[import-not-found]
+
+        files.download(str(path))
+        return None
+    from IPython.display import FileLink
+
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:  # another drive (Windows)
+        rel = str(path)
+    return FileLink(rel, result_html_prefix="result: ")
 
 
 # ------------------------------------------------------------- generic figures
@@ -293,37 +423,48 @@ def frames_figure(frames, *, max_cols: int = 8):
     return image_grid(images, titles, ncols=len(idx), size=1.9)
 
 
+def explorer_title(frames, step: int) -> str:
+    """The explorer's caption of reverse step `step`, counted from 1 as its slider is."""
+    return f"step {step}/{len(frames)} (t = {frames[step - 1].t + 1}): x_t (left), predicted x0 (right)"
+
+
 def explorer_png(frames, step: int, diffusion, *, zoom: int = 2) -> bytes:
-    """One explorer picture: x_t | x0 prediction, and the schedule with this step's t marked."""
+    """One explorer picture of reverse step `step` (counted from 1, as the slider and the
+    title count): x_t | x0 prediction, and the schedule with this step's t marked."""
     plt = _plt()
-    pair = explorer_frame(frames, step)
+    pair = explorer_frame(frames, step - 1)
     fig, (a, b) = plt.subplots(1, 2, figsize=(8.4, 2.9), gridspec_kw={"width_ratios": [1.6, 1]})
     a.imshow(pair, interpolation="nearest")
-    a.set_title(f"step {step + 1}/{len(frames)}: x_t (left), predicted x0 (right)", fontsize=9)
+    a.set_title(explorer_title(frames, step), fontsize=9)
     a.axis("off")
-    schedule_figure(diffusion, current_t=frames[step].t + 1, ax=b)
+    schedule_figure(diffusion, current_t=frames[step - 1].t + 1, ax=b)
     return figure_to_png(fig)
 
 
 def diffusion_explorer(frames, diffusion, *, interval_ms: int = 600):
     """A Play button linked to a step slider over precomputed frames of one reverse chain.
 
-    Returns an ipywidgets VBox with `.slider`, `.play`, `.image` and `.pngs` attached.
+    The slider counts steps from 1 to len(frames), as the caption and the picture's title do.
+    Returns an ipywidgets VBox with `.slider`, `.play`, `.caption`, `.image` and `.pngs`
+    (`.pngs[step - 1]` is the picture of step `step`) attached.
     """
     import ipywidgets as widgets
 
-    pngs = [explorer_png(frames, i, diffusion) for i in range(len(frames))]
-    play = widgets.Play(value=0, min=0, max=len(frames) - 1, step=1, interval=interval_ms, description="play")
-    slider = widgets.IntSlider(value=0, min=0, max=len(frames) - 1, step=1, description="step")
+    n = len(frames)
+    pngs = [explorer_png(frames, step, diffusion) for step in range(1, n + 1)]
+    play = widgets.Play(value=1, min=1, max=n, step=1, interval=interval_ms, description="play")
+    slider = widgets.IntSlider(value=1, min=1, max=n, step=1, description="step")
     widgets.jslink((play, "value"), (slider, "value"))
+    caption = widgets.Label(explorer_title(frames, 1))
     image = widgets.Image(value=pngs[0], format="png")
 
     def show(change):
-        image.value = pngs[change["new"]]
+        caption.value = explorer_title(frames, change["new"])
+        image.value = pngs[change["new"] - 1]
 
     slider.observe(show, names="value")
-    box = widgets.VBox([widgets.HBox([play, slider]), image])
-    box.slider, box.play, box.image, box.pngs = slider, play, image, pngs
+    box = widgets.VBox([widgets.HBox([play, slider]), caption, image])
+    box.slider, box.play, box.caption, box.image, box.pngs = slider, play, caption, image, pngs
     return box
 
 

@@ -9,6 +9,7 @@ The notebooks themselves run through nbval (see README):
 from __future__ import annotations
 
 import json
+import re
 import os
 import shutil
 import subprocess
@@ -119,3 +120,45 @@ def test_notebook_runs_in_ci_use_the_smoke_flag():
     """CI must run the notebooks with SR_SMOKE=1 (full settings take many minutes)."""
     if os.environ.get("CI"):
         assert os.environ.get("SR_SMOKE") == "1", "set SR_SMOKE=1 when running the notebooks in CI"
+
+
+@pytest.mark.parametrize("name", EXPECTED)
+def test_notebook_takes_your_photo_right_after_its_parameters(name):
+    """A 'your photo' cell after the parameters (the bundled sample by default, so CI needs
+    no input), and every later cell reads the photo through it."""
+    cells = _load(NOTEBOOKS / f"{name}.ipynb").cells
+    photo = next(i for i, c in enumerate(cells) if c.cell_type == "code" and "viz.PhotoPicker(" in c.source)
+    assert cells[photo - 1].cell_type == "markdown" and cells[photo - 1].source.startswith("## Your photo")
+    assert photo - 2 == 2, "the your-photo cell follows the parameters cell"
+    assert "PhotoPicker(PHOTO or DATA / IMAGE, upload=UPLOAD" in cells[photo].source
+    assert 'PHOTO = ""' in cells[2].source and "UPLOAD = False" in cells[2].source
+    later = "\n".join(c.source for c in cells[photo + 1 :] if c.cell_type == "code")
+    assert "picker." in later and "DATA / IMAGE" not in later and "load_image(" not in later
+    setup = cells[1].source
+    assert 'os.environ.get("SR_CORE_REPO_URL") or f"https://github.com/{REPO}.git"' in setup
+
+
+@pytest.mark.parametrize("name", EXPECTED)
+def test_notebook_fits_and_upscales_through_the_upscaler(name):
+    """No notebook reassembles train() + upscale() by hand; the config comes from the Upscaler."""
+    code = "\n".join(c.source for c in _load(NOTEBOOKS / f"{name}.ipynb").cells if c.cell_type == "code")
+    assert "from sr_core import Upscaler" in code and "Upscaler(" in code
+    assert "input_size=" not in code, "preset() takes no input size: use Upscaler(...).resolve(photo)"
+    assert not re.search(r"(?<![\w.])(train|upscale)\(", code), "fit and upscale with the Upscaler"
+    assert "from sr_core.method.train import train\n" not in code and "import upscale\n" not in code
+
+
+def test_notebook_03_ends_with_your_result_saved_and_offered_for_download():
+    cells = _load(NOTEBOOKS / "03_progressive_inference.ipynb").cells
+    code = [c.source for c in cells if c.cell_type == "code"]
+    last = "\n".join(code[-2:])
+    assert ".fit(picker.path, scale=SCALE)" in last and ".upscale(scale=SCALE)" in last
+    assert "up.last.save(" in last and "viz.offer_download(saved)" in last
+
+
+@pytest.mark.parametrize("name", ["01_degradation_synthesis", "04_diffusion_explorer"])
+def test_widget_notebooks_say_how_to_recover_stale_widgets_and_check_what_they_show(name):
+    cells = _load(NOTEBOOKS / f"{name}.ipynb").cells
+    i = next(i for i, c in enumerate(cells) if c.cell_type == "code" and c.source.startswith("# NBVAL_IGNORE_OUTPUT"))
+    assert "model not found" in cells[i - 1].source and "Run All Cells" in cells[i - 1].source
+    assert cells[i + 1].cell_type == "code" and "assert " in cells[i + 1].source

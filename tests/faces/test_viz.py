@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import sys
+from datetime import datetime, timezone
 
 import numpy as np
 import pytest
@@ -81,12 +83,25 @@ def test_diffusion_explorer_slider_changes_the_frame(frames):
     pytest.importorskip("ipywidgets")
     diffusion = ResShiftDiffusion(DiffusionConfig(timesteps=4))
     box = viz.diffusion_explorer(frames, diffusion)
-    assert (box.slider.min, box.slider.max) == (0, len(frames) - 1) == (box.play.min, box.play.max)
+    assert (box.slider.min, box.slider.max) == (1, len(frames)) == (box.play.min, box.play.max)
     assert len(box.pngs) == len(frames) and len(set(box.pngs)) == len(frames)
     assert box.image.value == box.pngs[0]
-    for step in (2, 3, 1):
+    for step in (3, 4, 2):
         box.slider.value = step
-        assert box.image.value == box.pngs[step]
+        assert box.image.value == box.pngs[step - 1]
+
+
+def test_explorer_slider_and_title_count_the_same_way(frames):
+    """The slider's readout is the step the caption and the picture's title name (1..n)."""
+    pytest.importorskip("ipywidgets")
+    diffusion = ResShiftDiffusion(DiffusionConfig(timesteps=4))
+    box = viz.diffusion_explorer(frames, diffusion)
+    assert box.slider.value == 1 and box.caption.value.startswith("step 1/4 ")
+    box.slider.value = 3
+    assert box.caption.value.startswith("step 3/4 (t = 2)")  # frames[2].t == 1
+    assert box.image.value == viz.explorer_png(frames, 3, diffusion)  # the picture titled "step 3/4"
+    box.slider.value = box.slider.max
+    assert box.caption.value == viz.explorer_title(frames, 4) and viz.explorer_title(frames, 4).startswith("step 4/4 (t = 1)")
 
 
 def test_schedule_and_grids_render(frames):
@@ -118,3 +133,77 @@ def test_existing_figures_keep_working(tmp_path):
     fig = viz.compare_figure([np.zeros((8, 8, 3))] * 2, ["a", "b"], crop=(0, 0, 4))
     assert len(fig.axes) == 2
     viz._plt().close(fig)
+
+
+# ------------------------------------------------------------------ your photo
+def _png_bytes(size=(40, 30)) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", size, (200, 40, 10)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+_NOW = datetime(2024, 1, 1, tzinfo=timezone.utc)  # FileUpload's last_modified
+
+
+@pytest.fixture
+def sample(tmp_path):
+    path = tmp_path / "sample.png"
+    path.write_bytes(_png_bytes((48, 64)))
+    return path
+
+
+@pytest.fixture
+def fake_colab(monkeypatch):
+    """google.colab with a files module that records downloads and answers uploads."""
+    import types
+
+    files = types.SimpleNamespace(uploads={}, downloaded=[])
+    files.upload = lambda: dict(files.uploads)
+    files.download = files.downloaded.append
+    colab = types.ModuleType("google.colab")
+    colab.files = files
+    google = types.ModuleType("google")
+    google.colab = colab
+    monkeypatch.setitem(sys.modules, "google", google)
+    monkeypatch.setitem(sys.modules, "google.colab", colab)
+    monkeypatch.setitem(sys.modules, "google.colab.files", files)
+    return files
+
+
+def test_photo_picker_defaults_to_the_sample_and_takes_an_upload_in_jupyter(sample, tmp_path):
+    pytest.importorskip("ipywidgets")
+    picker = viz.PhotoPicker(sample, folder=tmp_path / "uploads")
+    assert picker.path == sample and picker.widget is not None
+    assert picker.status.value == "photo: sample.png (48x64)"
+    assert picker.load().shape == (64, 48, 3) and picker.load(max_side=32).shape == (32, 32, 3)
+    # what FileUpload's value becomes when a file is picked (ipywidgets 8)
+    picker.upload.value = ({"name": "../mine.png", "type": "image/png", "size": 1, "content": memoryview(_png_bytes()),
+                            "last_modified": _NOW},)
+    assert picker.path == tmp_path / "uploads" / "mine.png" and picker.path.exists()
+    assert picker.status.value == "uploaded: mine.png (40x30): now run the cells below this one again"
+    picker.upload.value = ({"name": "notes.png", "type": "image/png", "size": 1, "content": memoryview(b"not an image"),
+                            "last_modified": _NOW},)
+    assert picker.path.name == "mine.png" and picker.status.value.startswith("not used (notes.png)")
+    assert not (tmp_path / "uploads" / "notes.png").exists()
+
+
+def test_photo_picker_in_colab_uploads_only_when_asked(sample, tmp_path, fake_colab):
+    fake_colab.uploads["phone.png"] = _png_bytes()
+    picker = viz.PhotoPicker(sample, folder=tmp_path / "up")
+    assert picker.path == sample and picker.widget is None  # no upload asked: the sample
+    picker = viz.PhotoPicker(sample, upload=True, folder=tmp_path / "up")
+    assert picker.path == tmp_path / "up" / "phone.png" and picker.describe() == "uploaded: phone.png (40x30)"
+    fake_colab.uploads.clear()  # cancelled
+    assert viz.PhotoPicker(sample, upload=True, folder=tmp_path / "up").path == sample
+
+
+def test_offer_download_in_colab_and_in_jupyter(sample, fake_colab, monkeypatch, tmp_path):
+    assert viz.offer_download(sample) is None and fake_colab.downloaded == [str(sample)]
+    monkeypatch.delitem(sys.modules, "google.colab")
+    monkeypatch.chdir(tmp_path)
+    link = viz.offer_download(sample)
+    assert link.path == "sample.png" and "href='sample.png'" in link._repr_html_()
