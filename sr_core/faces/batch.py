@@ -535,7 +535,9 @@ def cmd_batch(args: argparse.Namespace) -> int:
     bar = tqdm(total=len(todo), unit="photo", desc="batch", disable=args.quiet or not todo, file=sys.stderr,
                dynamic_ncols=True)
     try:
-        if args.engine == "ray":
+        if not todo:  # nothing to start an engine (or a Ray instance) for
+            results = (x for x in ())
+        elif args.engine == "ray":
             results = run_ray(job, todo, address=args.address, workers=workers,
                               gpus=(args.gpus_per_photo if args.gpus_per_photo is not None else 1.0)
                               if job.device.startswith("cuda") else 0.0)
