@@ -70,13 +70,13 @@ def trained_default_x2():
     all 400 steps) trained on the bicubic-protocol LR of a 96 x 96 cut of the coffee photo;
     the HR cut is held back. About 40 s on one CPU thread; shared by the learning and colour
     tests. Returns (TrainResult, LRCase)."""
-    from sr_core.config import preset
     from sr_core.evaluation.protocols import make_lr
     from sr_core.method.train import train
+    from sr_core.resolve import resolve
     from sr_core.runtime.io import load_image
 
     hr = load_image(DATA / "coffee_crop.png").rgb.astype(np.float64)[16:112, 16:112]
     case = make_lr(hr, 2, "bicubic")
-    cfg = preset("default", input_size=case.lr.shape[1::-1])
+    cfg = resolve("default", input_size=case.lr.shape[1::-1])
     assert cfg.model.filters == 8 and not cfg.model.residual and cfg.data.pair_mode == "scale_aware"
     return train(case.lr.astype(np.float32), cfg, progress=False), case

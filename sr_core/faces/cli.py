@@ -399,6 +399,9 @@ def build_parser() -> argparse.ArgumentParser:
     from sr_core.evaluation.bench import add_parser as add_bench
 
     add_bench(sub)
+    from sr_core.faces.batch import add_parser as add_batch
+
+    add_batch(sub)
     return parser
 
 
