@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-SHARED = Path("/work/shared/benchmarks")
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "benchmarks"  # ../shared beside the repo
 SETS = {"set5": (SHARED / "Set5", None),
         "bsd8": (SHARED / "BSD68", ["101085", "101087", "102061", "103070", "105025", "106024", "108005", "108070"])}
 

@@ -1,6 +1,6 @@
 """Typed configuration: one dataclass per concern, named presets, JSON round trip.
 
-`paper` reproduces the original implementation's defaults (METHOD.md §1-5), `smoke` runs
+`paper` reproduces the original implementation's defaults (docs/method.md), `smoke` runs
 in seconds on a CPU (tests, notebooks), `default` is our best measured configuration.
 """
 
@@ -21,7 +21,7 @@ BP_RESAMPLERS = ("", "bilinear", "bicubic", "sharp-bicubic")  # "" = the inferen
 
 @dataclass
 class DegradationConfig:
-    """Random degradation that turns an image into its pseudo-LR (METHOD.md §1.3)."""
+    """Random degradation that turns an image into its pseudo-LR (docs/method.md)."""
 
     kernel_sizes: tuple[int, ...] = (3, 5)
     kernel_pad_to: int = 7
@@ -73,7 +73,7 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    """The attention-free ConvNeXt denoiser (METHOD.md §2)."""
+    """The attention-free ConvNeXt denoiser (docs/method.md)."""
 
     depth: int = 4
     filters: int = 8
@@ -84,7 +84,7 @@ class ModelConfig:
 
 @dataclass
 class DiffusionConfig:
-    """ResShift residual shifting (METHOD.md §3)."""
+    """ResShift residual shifting (docs/method.md)."""
 
     timesteps: int = 15
     kappa: float = 1.0
@@ -95,7 +95,7 @@ class DiffusionConfig:
 
 @dataclass
 class TrainConfig:
-    """Optimisation, EMA, perceptual loss and checkpointing (METHOD.md §4)."""
+    """Optimisation, EMA, perceptual loss and checkpointing (docs/method.md)."""
 
     steps_per_scale: tuple[int, ...] = (100,)  # one value for all scales, or one per scale
     lr: float = 1e-2
@@ -113,7 +113,7 @@ class TrainConfig:
 
 @dataclass
 class InferConfig:
-    """Progressive arbitrary-scale inference (METHOD.md §5)."""
+    """Progressive arbitrary-scale inference (docs/method.md)."""
 
     max_step_factor: float = 2.0  # automatic plan: no step larger than this
     final_pass: bool = True  # one more full reverse diffusion at the final size
@@ -349,7 +349,7 @@ def _paper() -> Config:
 def _default() -> Config:
     """Scale-aware pairs, fresh every step, deterministic sampling, back-projection.
 
-    Chosen by measurement (docs/ablations.md): x2 of 128-px LR crops of skimage astronaut
+    Chosen by measurement (docs/decisions.md): x2 of 128-px LR crops of skimage astronaut
     and chelsea (bicubic protocol), mean PSNR-Y 33.86 dB against bicubic 32.83 and
     bicubic + back-projection 33.73. This is `default` for inputs under
     `SIZED_DEFAULT_MIN_PIXELS`; `sr_core.resolve` widens it above that.
@@ -370,16 +370,16 @@ def _default() -> Config:
     # A JPEG'd input (sr_core.method.jpeg tells from its pixels) is back-projected coarse only, as
     # `--noisy` does: on the harness's realistic LR (JPEG quality 80), paired, x2 +0.15 dB and
     # x4 +0.08 (the +0.5 / +0.3 dB over bicubic the issue asks for, met); no clean test image
-    # is flagged, so nothing changes for them (docs/ablations.md).
+    # is flagged, so nothing changes for them (docs/decisions.md).
     inf.jpeg_residual_blur = 1.0
     # Back-project the model's x0 guess at every reverse step too (DDNM's data consistency),
     # so the chain only ever sees LR-consistent states: paired on the default set, bicubic x2
-    # +0.05 to +0.09 dB (seeds 0-2, 16 filters), x4 +0.02; realistic LR level (docs/ablations.md).
+    # +0.05 to +0.09 dB (seeds 0-2, 16 filters), x4 +0.02; realistic LR level (docs/decisions.md).
     inf.project_every_step = True
     # The residual brought up by a sharper cubic (a = -1 instead of -0.75): paired on the
     # default set, bicubic x2 PSNR-Y level (-0.002 dB, seeds 0-2) with the perceptual metric
     # 0.00800 -> 0.00771, x4 +0.011 dB, realistic level; held-out Set5 x2 +0.009 dB and the
-    # perceptual metric better on all five (docs/ablations.md).
+    # perceptual metric better on all five (docs/decisions.md).
     inf.bp_resampler = "sharp-bicubic"
     return cfg
 
@@ -425,7 +425,7 @@ def _wide() -> Config:
     # The x8 self-ensemble at the last 3 of the 15 reverse steps (2.4x the sampling time):
     # paired on the default set at x2, +0.09 dB on bicubic LR and +0.03 on realistic LR
     # (every step: +0.10 / +0.04 at 8x), and it halves the seed spread, since the 16-filter
-    # network's orientation errors differ from seed to seed (docs/ablations.md).
+    # network's orientation errors differ from seed to seed (docs/decisions.md).
     cfg.infer.ensemble_steps = 3
     return cfg
 

@@ -1,4 +1,4 @@
-"""`paper` is the original implementation's defaults, field by field (METHOD.md §1-5).
+"""`paper` is the original implementation's defaults, field by field (docs/method.md).
 
 Every field of every section is listed, so a field added to the config fails here until
 someone decides what the original did. Fields the original has no knob for (step_factor,
@@ -77,7 +77,7 @@ def test_learning_rate_stays_constant():
     assert cfg.total_steps() == 200 and rates == [1e-2] * 200
 
 
-# sqrt(eta_t), t = 1..15, from METHOD.md §3: 0.01 * b^(((t-1)/14)^0.3 * 14), b = (0.99/0.01)^(1/14),
+# sqrt(eta_t), t = 1..15, from docs/method.md: 0.01 * b^(((t-1)/14)^0.3 * 14), b = (0.99/0.01)^(1/14),
 # printed once by a separate one-liner (awk's exp/log, no Python):
 # awk 'BEGIN{b=exp(log(0.99/0.01)/14); for(t=1;t<=15;t++) printf "%.12f\n", 0.01*b^((((t-1)/14)^0.3)*14)}'
 SQRT_ETA = [

@@ -190,7 +190,7 @@ for step, img in zip(plan, up.last.intermediates):
 # border (2 px for 2x) shaved, PSNR on RGB, and the shift of the mean colour in grey levels.
 # Whatever the numbers say, they are shown as they are: a model this small, trained for
 # this short a time, does **not** necessarily beat bicubic (the `paper` preset is known to land
-# below it; see METHOD.md). Only sizes and finiteness are asserted here.
+# below it; see docs/method.md). Only sizes and finiteness are asserted here.
 #
 # With `SR_SMOKE=1` the model has trained for seconds on the `smoke` preset: that run checks
 # the plumbing, not the method. Run without `SR_SMOKE` to see what the `default` preset does.
@@ -221,7 +221,7 @@ plt.show()
 # JPEG quality 80), a model trains on that input, and it upscales with the test (the
 # default) and without it (`--clean` on the command line). On the four default benchmark
 # images this measured +0.15 dB at 2x and +0.08 dB at 4x, with a smoother look; clean inputs
-# are not flagged, so they are back-projected exactly as before (docs/ablations.md,
+# are not flagged, so they are back-projected exactly as before (docs/decisions.md,
 # "Projection inside the chain, and back-projection that knows JPEG"). A photo that is noisy
 # but not JPEG'd can ask for the same with `--noisy`.
 
@@ -261,7 +261,7 @@ plt.show()
 # (`infer.kernel_iterations`): a deblurring step, as IBP's and ZSSR's known-kernel modes do.
 # On the four benchmark images, told the kernel as IBP and ZSSR are, it kept the 2x PSNR-Y
 # (31.09 dB) and cut the perceptual distance by 22%, and added +0.23 dB at 4x
-# (docs/ablations.md, "Told the blur kernel, as IBP and ZSSR are"). It sharpens the noise
+# (docs/decisions.md, "Told the blur kernel, as IBP and ZSSR are"). It sharpens the noise
 # too, so it is a trade: PSNR can fall while the perceptual distance (the offline ST-LPIPS
 # the benchmark uses; lower is better) falls with it. Both are printed; on a small input
 # such as this one, look at both before choosing.

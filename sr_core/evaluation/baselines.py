@@ -306,7 +306,7 @@ def zssr(lr: np.ndarray, scale: int, downscale: Downscaler | None = None, *,
     (None: MATLAB bicubic). Fills `info` with, per stage, the scale, iterations, learning-rate
     changes and seconds, and the total seconds, if given (also logged at INFO level).
     `make_net` swaps ZSSR's network for another [0, 1] -> [0, 1] image model
-    (benchmarks/net_swap.py)."""
+    (experiments/README.md: net_swap)."""
     import logging
 
     log = logging.getLogger(__name__)

@@ -133,7 +133,8 @@ def build_methods(names: Sequence[str], *, override: dict | None = None, steps: 
                 down = None if c.protocol == "bicubic" else c.downscale
                 return baselines.zssr(c.lr, c.scale, down, cfg=replace(zcfg, noise_std=noise))
 
-            specs.append(MethodSpec(name, run_zssr, {"max_iters": zcfg.max_iters, "crop": zcfg.crop}))
+            specs.append(MethodSpec(name, run_zssr, {"max_iters": zcfg.max_iters, "crop": zcfg.crop,
+                                                     "budget": zcfg.budget()}))
         elif name in PRESETS or name.removesuffix(KERNEL_SUFFIX) in PRESETS:
             # "PRESET+kernel" is told the protocol's blur kernel, as IBP and ZSSR are; a
             # protocol without one (bicubic) runs it as PRESET.
@@ -395,7 +396,8 @@ def run_bench(
     bar.close()
     wanted = {(c[0], c[4].name, c[2], c[3], c[4].signature) for c in cells}
     current = [r for r in records if (r["image"], r["method"], r["scale"], r["protocol"], r.get("options")) in wanted]
-    atomic_write_text(out / "results.md", summary_markdown(current, crop=crop))
+    budget = [f"ZSSR budget: {s.options['budget']}." for s in specs if s.name == "zssr"]
+    atomic_write_text(out / "results.md", summary_markdown(current, crop=crop) + "".join(f"\n{b}\n" for b in budget))
     atomic_write_text(out / "methods.json", json.dumps({s.name: s.options for s in specs}, indent=1, default=str))
     if figure:
         zoom_figure(out / "figure.png", current, out / "images", out / "hr")
@@ -458,7 +460,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         f"{DEFAULT_CROP}-px crops of the bundled set)")
     p.add_argument("--preset-override", help="JSON object (or a file of it) of config fields for the sr_core presets")
     p.add_argument("--steps", type=int, help="training steps per image scale for the sr_core presets")
-    p.add_argument("--zssr-iters", type=int, help="ZSSR iteration budget (default: 400; the paper: 3000)")
+    p.add_argument("--zssr-iters", type=int, help="cut ZSSR to N iterations (default: full, the published 3000 max iterations "
+                        "with its learning-rate policy; tables name the budget)")
     p.add_argument("--quick", action="store_true", help="cut training down (--steps 20, --zssr-iters 60)")
     p.add_argument("--train-perceptual", choices=("auto", "off"), default="auto",
                    help="perceptual loss while training the sr_core presets (default: as the preset says)")

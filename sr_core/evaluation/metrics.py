@@ -1,4 +1,4 @@
-"""Fidelity metrics by the field's protocol (METHOD.md §7): PSNR/SSIM on Y, border shaved."""
+"""Fidelity metrics by the field's protocol (docs/method.md): PSNR/SSIM on Y, border shaved."""
 
 from __future__ import annotations
 

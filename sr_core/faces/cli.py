@@ -340,7 +340,7 @@ def _add_target(p: argparse.ArgumentParser) -> None:
     g.add_argument("--noisy", action="store_true",
                    help="the photo is noisy or JPEG-compressed: back-project only its coarse content "
                         f"(infer.bp_residual_blur {NOISY_RESIDUAL_BLUR:g}; measured +0.08-0.13 dB on noisy inputs, "
-                        "-0.24-0.37 dB and a smoother look on clean ones: docs/ablations.md). Without it a "
+                        "-0.24-0.37 dB and a smoother look on clean ones: docs/decisions.md). Without it a "
                         "photo that shows JPEG compression gets the same treatment by itself")
     g.add_argument("--clean", action="store_true",
                    help="the photo is clean: back-project it exactly, even if it looks JPEG-compressed")
@@ -349,7 +349,7 @@ def _add_target(p: argparse.ArgumentParser) -> None:
                         "image at the output's resolution, normalised to sum 1): the output is matched to the "
                         "photo through it (infer.kernel_iterations, default 2; on blurred, JPEG'd inputs told "
                         "their kernel: x2 level in PSNR and a 22%% lower perceptual distance, x4 +0.23 dB: "
-                        "docs/ablations.md)")
+                        "docs/decisions.md)")
 
 
 class _OneLineParser(argparse.ArgumentParser):

@@ -103,7 +103,7 @@ def pad_kernel(kernel: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def random_kernel(cfg: DegradationConfig, generator: torch.Generator) -> tuple[torch.Tensor, dict]:
-    """Draw one blur kernel as in METHOD.md §1.3; returns the kernel and what was drawn."""
+    """Draw one blur kernel as in docs/method.md; returns the kernel and what was drawn."""
     size = int(choice(generator, list(cfg.kernel_sizes)))
     probs = [float(cfg.kernel_probs.get(name, 0.0)) for name in KERNEL_FAMILIES]
     family = choice(generator, KERNEL_FAMILIES, probs)
@@ -218,7 +218,7 @@ def gaussian_kernel(size: int, sigma: float = 0.0) -> torch.Tensor:
 
 
 def usm_sharpen(img: torch.Tensor, *, weight: float = 1.0, radius: int = 10, threshold: float = 5.0):
-    """Unsharp masking with a soft mask (METHOD.md §1.2): the pseudo-HR target."""
+    """Unsharp masking with a soft mask (docs/method.md): the pseudo-HR target."""
     size = radius + 1 if radius % 2 == 0 else radius  # 10 -> 11
     kernel = gaussian_kernel(size)
     residual = img - filter2d(img, kernel)

@@ -1,4 +1,4 @@
-"""ResShift residual-shifting diffusion in pixel space (METHOD.md §3).
+"""ResShift residual-shifting diffusion in pixel space (docs/method.md).
 
 The diffusion object owns the schedule and takes the model as an argument:
 ``loss(model, x0, y)``, ``sample(model, y)`` and ``sample_steps(model, y)``, a generator of

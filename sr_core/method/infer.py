@@ -1,4 +1,4 @@
-"""Progressive arbitrary-scale super-resolution (METHOD.md §5).
+"""Progressive arbitrary-scale super-resolution (docs/method.md).
 
 ``progressive_plan`` turns what the user asked for into exact intermediate sizes;
 ``upscale`` resizes a little, runs the reverse diffusion, and repeats.
@@ -161,7 +161,7 @@ def run_step(
     # The x0 guesses are projected only onto an input taken as exact. A noisy or JPEG'd one
     # (a blurred residual) is matched once, at the end: projecting every guess onto it was
     # level on the default set (realistic x2 31.112 against 31.113) and 0.01-0.23 dB worse
-    # on each of the five Set5 images (docs/ablations.md). A huge image on a GPU keeps its
+    # on each of the five Set5 images (docs/decisions.md). A huge image on a GPU keeps its
     # state in host memory, where projecting at every reverse step would cost more than the
     # model (10 iterations at 1024^2: 0.55 s on one CPU thread): final projection only.
     bp_resampler = cfg.bp_resampler or cfg.resampler

@@ -5,7 +5,7 @@ decoding and rounding to 8 bits moves them by only a fraction of a grey level, s
 decoded JPEG the block DCT coefficients still sit near multiples of their steps (Fan & de
 Queiroz, IEEE TIP 2003, identify compression history from this). Uncompressed images show
 no such lattice. The test works on pixels alone, whatever the encoder's tables, and does not
-confuse texture with compression the way noise estimates do (docs/ablations.md): it looks
+confuse texture with compression the way noise estimates do (docs/decisions.md): it looks
 for a lattice, not for energy.
 
 Used by inference: a JPEG'd input's pixel-level detail is partly compression error, so its

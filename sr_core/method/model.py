@@ -1,4 +1,4 @@
-"""The denoiser: an attention-free chain of ConvNeXt blocks with U-Net-style skips (METHOD.md §2).
+"""The denoiser: an attention-free chain of ConvNeXt blocks with U-Net-style skips (docs/method.md).
 
 No down- or up-sampling, so any image size works (odd sizes included). The network sees the
 integer step index, never the diffusion schedule.
