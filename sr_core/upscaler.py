@@ -49,8 +49,14 @@ class UpscaleReport:
     def size(self) -> tuple[int, int]:
         return self.image.shape[1], self.image.shape[0]
 
+    def png(self) -> bytes:
+        """The result as PNG bytes, with the input's bit depth and mode (alpha, gray)."""
+        from sr_core.runtime.io import encode_png
+
+        return encode_png(self.image, alpha=self.alpha, bit_depth=self.source.bit_depth, gray=self.source.gray)
+
     def save(self, path: str | Path, *, overwrite: bool = False) -> Path:
-        """Write the result as PNG with the input's bit depth and mode (alpha, gray), atomically."""
+        """Write the result as PNG (`png`), atomically."""
         from sr_core.runtime.io import save_image
 
         s = self.source
@@ -89,6 +95,7 @@ class Upscaler:
         self.noisy = noisy
         self.overrides = overrides
         self.accel_options = {"precision": precision, "compile": compile, "cuda_graph": cuda_graph}
+        self._device = None  # resolved on first use (`device`)
         self._base: Config | None = None  # a loaded model's config
         self._config: Config | None = None
         self.model = None
@@ -117,10 +124,14 @@ class Upscaler:
         return resolve(self.preset, input_size=input_size, target=target, config_file=self.config_file,
                        overrides=self.overrides, seed=self.seed, noisy=self.noisy, base=self._base)
 
-    def _device(self):
-        from sr_core.runtime.device import resolve_device
+    @property
+    def device(self):
+        """The torch device this Upscaler runs on (resolved from `device` once)."""
+        if self._device is None:
+            from sr_core.runtime.device import resolve_device
 
-        return resolve_device(self.device_name)
+            self._device = resolve_device(self.device_name)
+        return self._device
 
     def _accel(self):
         from sr_core.runtime.accel import Accel
@@ -148,7 +159,7 @@ class Upscaler:
         target = Target(scale=scale, scale_w=scale_w, scale_h=scale_h, size=size, plan=plan, plan_w=plan_w,
                         plan_h=plan_h, force=force)
         cfg = self.resolve(input_size=loaded.size, target=target)
-        device = self._device()
+        device = self.device
         if progress:
             print(describe(cfg) + f"\n  device {device}", file=sys.stderr)
         if out_dir is not None:
@@ -197,7 +208,7 @@ class Upscaler:
             kernel = load_kernel(kernel)
         t0 = time.perf_counter()
         result = upscale(self.model, loaded.rgb, steps, ResShiftDiffusion(cfg.diffusion), cfg.infer,
-                         device=self._device(), seed=cfg.seed, progress=progress, accel=self._accel(),
+                         device=self.device, seed=cfg.seed, progress=progress, accel=self._accel(),
                          kernel=kernel, keep_frames=keep_frames, on_step=on_step)
         seconds = time.perf_counter() - t0
         out_size = steps[-1].size
@@ -246,7 +257,7 @@ class Upscaler:
                  **overrides)
         up._base = saved
         up._config = up.resolve()
-        up.model = model.to(up._device()).eval()
+        up.model = model.to(up.device).eval()
         up.checkpoint = ckpt
         return up
 

@@ -197,7 +197,7 @@ def process_photo(job: Job, key: str, source: str | bytes) -> dict[str, Any]:
     """
     import torch
 
-    from sr_core.runtime.io import encode_png, load_image
+    from sr_core.runtime.io import decode_image, load_image
     from sr_core.upscaler import Upscaler
 
     started = time.time()
@@ -212,26 +212,17 @@ def process_photo(job: Job, key: str, source: str | bytes) -> dict[str, Any]:
                 config = Path(tmp) / "config" / job.config_name
                 config.parent.mkdir()
                 config.write_text(job.config_text)
-            if isinstance(source, bytes):
-                path = Path(tmp) / "photo" / Path(key).name
-                path.parent.mkdir()
-                path.write_bytes(source)
-            else:
-                path = Path(source)
-            try:
-                image = load_image(path)
-            except UserError as exc:
-                raise UserError(str(exc).replace(str(path), key)) from None
+            image = decode_image(source, name=key) if isinstance(source, bytes) else load_image(source, name=key)
             up = Upscaler(job.preset, device=job.device, seed=job.seed, config=config, precision=job.precision,
                           **job.overrides)
             up.fit(image, progress=False, **job.target)
             train_seconds = time.perf_counter() - t0
             up.upscale(progress=False, **job.target)
             report = up.last
-            png = encode_png(report.image, alpha=report.alpha, bit_depth=image.bit_depth, gray=image.gray)
+            png = report.png()
             record.update(status="done", input_size=list(image.size), output_size=list(report.size),
                           train_seconds=round(train_seconds, 3), upscale_seconds=round(report.seconds, 3),
-                          device=str(up._device()), png=png, config=up.config.to_json())
+                          device=str(up.device), png=png, config=up.config.to_json())
     except UserError as exc:
         record.update(status="failed", error=str(exc))
     except MemoryError:

@@ -155,7 +155,7 @@ def write_upscale(up, image_path: Path, out_dir: Path, output: Path | None, *, t
                        arr, bit_depth=source.bit_depth, gray=source.gray, overwrite=True)
     cfg = up.config
     summary: dict[str, Any] = {"input": str(image_path), "output": str(output), **report.summary(),
-                               "device": str(up._device())}
+                               "device": str(up.device)}
     if kernel is not None:
         summary["kernel"] = {"file": str(kernel_file), "size": report.kernel_size,
                              "iterations": cfg.infer.kernel_iterations}

@@ -34,21 +34,30 @@ class LoadedImage:
         return self.rgb.shape[1], self.rgb.shape[0]
 
 
-def load_image(path: str | os.PathLike, *, min_side: int = MIN_SIDE) -> LoadedImage:
-    """Read an image file; raise UserError with a one-line reason if it cannot be used."""
-    from PIL import Image, UnidentifiedImageError
-
+def load_image(path: str | os.PathLike, *, min_side: int = MIN_SIDE, name: str | None = None) -> LoadedImage:
+    """Read an image file; raise UserError with a one-line reason if it cannot be used
+    (`name`: what the reason calls the file, e.g. its path relative to a batch's input)."""
     p = Path(path)
     if not p.exists():
         raise UserError(f"input image not found: {p}")
     if p.is_dir():
         raise UserError(f"input is a directory, not an image: {p}")
     if p.stat().st_size == 0:
-        raise UserError(f"input image is empty (0 bytes): {p}")
+        raise UserError(f"input image is empty (0 bytes): {name or p}")
     try:
         data = p.read_bytes()
     except OSError as exc:
         raise UserError(f"cannot read {p}: {exc.strerror or exc}") from None
+    image = decode_image(data, name=name or p, min_side=min_side)
+    image.path = p
+    return image
+
+
+def decode_image(data: bytes, *, name: str | os.PathLike, min_side: int = MIN_SIDE) -> LoadedImage:
+    """An image file's bytes as a LoadedImage; `name` (its path, or what a message calls it)."""
+    from PIL import Image, UnidentifiedImageError
+
+    p = Path(name)
     try:
         # Orientation is applied in numpy below, so 16-bit data stays intact.
         with Image.open(io.BytesIO(data)) as im:
@@ -78,7 +87,13 @@ def _from_pixels(pixels: np.ndarray, *, has_alpha: bool, gray: bool, min_side: i
     """uint8/uint16 pixels (H x W, H x W x 1-4) -> a LoadedImage."""
     bit_depth = 16 if pixels.dtype == np.uint16 else 8
     scale = 65535.0 if bit_depth == 16 else 255.0
-    arr = pixels.astype(np.float32) / scale
+    return _from_floats(pixels.astype(np.float32) / scale, has_alpha=has_alpha, gray=gray, bit_depth=bit_depth,
+                        min_side=min_side, path=path)
+
+
+def _from_floats(arr: np.ndarray, *, has_alpha: bool, gray: bool, bit_depth: int, min_side: int = MIN_SIDE,
+                 path: Path | None = None) -> LoadedImage:
+    """Float pixels in [0, 1] (H x W, H x W x 1-4) -> a LoadedImage."""
     if arr.ndim == 2:
         arr = arr[:, :, None]
     alpha = arr[:, :, -1] if has_alpha else None
@@ -122,17 +137,10 @@ def from_array(arr, *, min_side: int = MIN_SIDE) -> LoadedImage:
     else:
         raise UserError(f"an image array must be uint8, uint16 or float, got {a.dtype}")
     has_alpha = a.ndim == 3 and a.shape[2] == 4
+    gray = a.ndim == 2 or a.shape[2] == 1
     if pixels is not None:
-        return _from_pixels(pixels, has_alpha=has_alpha, gray=a.ndim == 2 or a.shape[2] == 1, min_side=min_side)
-    f = a.astype(np.float32)
-    if f.ndim == 2:
-        f = f[:, :, None]
-    color = f[:, :, :3] if f.shape[2] >= 3 else np.repeat(f, 3, axis=2)
-    h, w = color.shape[:2]
-    if min(h, w) < min_side:
-        raise UserError(f"image is too small ({w}x{h}); need at least {min_side}x{min_side}")
-    return LoadedImage(rgb=np.ascontiguousarray(color), alpha=np.ascontiguousarray(f[:, :, 3]) if has_alpha else None,
-                       bit_depth=8, gray=f.shape[2] == 1)
+        return _from_pixels(pixels, has_alpha=has_alpha, gray=gray, min_side=min_side)
+    return _from_floats(a.astype(np.float32), has_alpha=has_alpha, gray=gray, bit_depth=8, min_side=min_side)
 
 
 @dataclass(frozen=True)
@@ -165,7 +173,7 @@ def as_kind(rgb: np.ndarray, alpha: np.ndarray | None, like: LoadedImage, kind: 
         from PIL import Image
 
         if like.gray:
-            y = rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+            y = luma(rgb)
             if alpha is not None:
                 return Image.fromarray(to_uint(np.stack([y, alpha], axis=2), 8), "LA")
             return Image.fromarray(to_uint(y, 16)) if like.bit_depth == 16 else Image.fromarray(to_uint(y, 8), "L")
@@ -175,7 +183,7 @@ def as_kind(rgb: np.ndarray, alpha: np.ndarray | None, like: LoadedImage, kind: 
     if channels == 4:
         out = np.concatenate([rgb, alpha[:, :, None]], axis=2)
     elif channels in (0, 1):
-        out = rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+        out = luma(rgb)
         out = out if channels == 0 else out[:, :, None]
     else:
         out = rgb
@@ -235,6 +243,11 @@ def _apply_orientation(arr: np.ndarray, orientation: int) -> np.ndarray:
     return np.ascontiguousarray(op(arr)) if op else arr
 
 
+def luma(rgb: np.ndarray) -> np.ndarray:
+    """The gray value a one-channel output is written with (ITU-R BT.601 weights)."""
+    return rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+
 def to_uint(arr: np.ndarray, bit_depth: int) -> np.ndarray:
     top = 65535 if bit_depth == 16 else 255
     dtype = np.uint16 if bit_depth == 16 else np.uint8
@@ -248,7 +261,7 @@ def encode_png(
     import cv2
 
     if gray:
-        y = rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+        y = luma(rgb)
         chans = [y] if alpha is None else [y, y, y, alpha]  # OpenCV has no gray+alpha
     else:
         chans = [rgb[:, :, 2], rgb[:, :, 1], rgb[:, :, 0]]
