@@ -43,6 +43,37 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     # bigger crops and 2x steps together
     "wide-c96b4-2x": ("wide", {"data.crop_size": 96, "data.batch_size": 4,
                                "train.steps_per_scale": [780, 780, 840]}),
+    # 4x the steps (f16)
+    "wide-4x": ("wide", {"train.steps_per_scale": [1560, 1560, 1680]}),
+    # 32 filters, 2x the steps
+    "wide-f32-2x": ("wide", {"model.filters": 32, "train.steps_per_scale": [780, 780, 840]}),
+    # clean pairs: no noise, no sinc, a near-delta blur (the bicubic protocol's own degradation)
+    "wide-clean": ("wide", {"degradation.gaussian_noise_prob": 1.0, "degradation.gaussian_sigma": [0, 0],
+                            "degradation.kernel_probs": {"iso": 1.0}, "degradation.blur_sigma": [0.05, 0.05]}),
+    # no channel LayerNorm in the blocks (SR networks since EDSR drop normalisation)
+    "wide-nonorm": ("wide", {"model.norm": False}),
+    # a plain regressor: one diffusion step
+    "wide-t1": ("wide", {"diffusion.timesteps": 1}),
+    # ZSSR's body (8 x 64 3x3 convolutions, ReLU) as the denoiser, residual over y
+    "plain64": ("wide", {"model.arch": "plain", "model.filters": 64, "model.depth": 8, "model.residual": True,
+                         "train.lr": 1e-3}),
+    # plain64 trained 3x as long; and on 4 x 96-px crops as well
+    "plain64-3x": ("wide", {"model.arch": "plain", "model.filters": 64, "model.depth": 8, "model.residual": True,
+                            "train.lr": 1e-3, "train.steps_per_scale": [1170, 1170, 1260]}),
+    "plain64-3x-c96b4": ("wide", {"model.arch": "plain", "model.filters": 64, "model.depth": 8,
+                                  "model.residual": True, "train.lr": 1e-3,
+                                  "train.steps_per_scale": [1170, 1170, 1260],
+                                  "data.crop_size": 96, "data.batch_size": 4}),
+    # plain64 on image scales down to 0.5 (ZSSR's fathers span 1.0 to 0.5)
+    "plain64-s05": ("wide", {"model.arch": "plain", "model.filters": 64, "model.depth": 8, "model.residual": True,
+                             "train.lr": 1e-3, "data.image_scales": [0.5, 0.75, 1.0]}),
+    # plain64 at other seeds (to average trainings)
+    **{f"plain64-seed{k}": ("wide", {"model.arch": "plain", "model.filters": 64, "model.depth": 8,
+                                     "model.residual": True, "train.lr": 1e-3, "seed": k}) for k in (1, 2, 3)},
+    # averaged trainings (model.members): wide x 3; plain64 x 3
+    "wide-m3": ("wide", {"model.members": 3}),
+    "plain64-m3": ("wide", {"model.arch": "plain", "model.filters": 64, "model.depth": 8, "model.residual": True,
+                            "train.lr": 1e-3, "model.members": 3}),
     "quality": ("quality", {}),
 }
 

@@ -73,13 +73,28 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    """The attention-free ConvNeXt denoiser (docs/method.md)."""
+    """The attention-free ConvNeXt denoiser (docs/method.md), or a plain convolution chain."""
 
+    # "nextnet": the method's ConvNeXt chain; "plain": `depth` 3x3 convolutions of `filters`
+    # channels with ReLU (ZSSR's body), the step embedding added after the first
+    arch: str = "nextnet"
     depth: int = 4
     filters: int = 8
     mult: int = 3
     kernel_size: int = 7
     residual: bool = False  # predict x0 as y + correction instead of x0 directly
+    norm: bool = True  # channel LayerNorm in every block but the first (the original's)
+    # Independently trained copies (seeds seed, seed + 1, ...) whose x0 predictions are
+    # averaged at every reverse step (sr_core.method.model.DenoiserAverage); 1 = one network
+    members: int = 1
+
+    def describe(self) -> str:
+        """The network in a few words, for run headers and `sr-core presets`."""
+        if self.arch == "plain":
+            net = f"{self.depth} plain 3x3 layers of {self.filters} channels"
+        else:
+            net = f"{self.filters} filters"
+        return net if self.members == 1 else f"{self.members} x ({net}) averaged"
 
 
 @dataclass
@@ -209,8 +224,12 @@ class Config:
             raise UserError("steps_per_scale needs one value or one per image scale")
         if any(s < 0 for s in tr.steps_per_scale):
             raise UserError("steps_per_scale must be >= 0")
-        if self.model.depth < 2 or self.model.depth % 2:
+        if self.model.arch not in ("nextnet", "plain"):
+            raise UserError(f"model arch must be 'nextnet' or 'plain', got {self.model.arch!r}")
+        if self.model.depth < 2 or (self.model.depth % 2 and self.model.arch == "nextnet"):
             raise UserError("model depth must be an even number >= 2")
+        if not 1 <= self.model.members <= 16:
+            raise UserError(f"model members must be in 1..16, got {self.model.members}")
         if self.model.filters < 1:
             raise UserError("model filters must be >= 1")
         if self.diffusion.timesteps < 1:
@@ -430,6 +449,29 @@ def _wide() -> Config:
     return cfg
 
 
+def _quality() -> Config:
+    """`wide`'s pairs, training and sampling with ZSSR's body as the denoiser (eight 3x3
+    convolutions of 64 channels with ReLU, predicting the residual over y, Adam at 1e-3;
+    243K parameters against wide's 74K), trained three times (seeds s, s + 1, s + 2) and
+    the three x0 predictions averaged at every reverse step. For plans of more than one step
+    (x4) `sr_core.resolve` trains `wide` instead (MULTI_STEP_PRESETS).
+
+    Whole Set5 images, bicubic protocol, x2, one thread, against `wide` (bird 40.24, woman
+    35.59, 71 s per image): one plain chain at seeds 0 / 1 / 2 scores bird 40.67 / 40.86 /
+    41.05 and woman 35.57 / 35.51 / 35.44 (161 s each), their average bird 41.16 and woman
+    35.59: a single chain varies by 0.4 dB from seed to seed, the average keeps the gain.
+    Not kept: one chain trained 3x as long (bird 40.69, woman 35.34); on wide's own network,
+    clean pairs, no LayerNorm, one diffusion step, 32 filters, 2x / 4x the training (within
+    -0.25 to +0.6 dB per image, none better on the mean). Whole-set figures: docs/results.md.
+    """
+    cfg = _wide()
+    cfg.preset = "quality"
+    m = cfg.model
+    m.arch, m.filters, m.depth, m.residual, m.members = "plain", 64, 8, True, 3
+    cfg.train.lr = 1e-3  # ZSSR's; 3e-3 is wide's, for its 16-filter ConvNeXt chain
+    return cfg
+
+
 def _smoke() -> Config:
     """Seconds on a CPU: tiny crops, few steps, 4 diffusion steps.
 
@@ -453,7 +495,7 @@ def _smoke() -> Config:
     return cfg
 
 
-PRESETS = {"paper": _paper, "default": _default, "fast": _fast, "wide": _wide, "smoke": _smoke}
+PRESETS = {"paper": _paper, "default": _default, "fast": _fast, "wide": _wide, "quality": _quality, "smoke": _smoke}
 
 
 # `default` trains `wide`'s network (sr_core.resolve) on inputs of at least this many pixels. Measured at x2 on
@@ -469,10 +511,27 @@ PRESETS = {"paper": _paper, "default": _default, "fast": _fast, "wide": _wide, "
 # x4: +0.19 dB (6 of 7 ahead, -0.21 to +0.62). Below 64x64 only the 48x48 crops above were
 # measured (wide behind there), so the threshold stops at 64x64.
 SIZED_DEFAULT_MIN_PIXELS = 64 * 64
+@dataclass(frozen=True)
+class Sizing:
+    """A preset whose configuration depends on the input's size (applied by `sr_core.resolve`)."""
+
+    min_pixels: int
+    small: str  # the preset configuration trained on inputs under `min_pixels`
+    large: str  # ... and from `min_pixels` up
+
+
+SIZED_PRESETS = {"default": Sizing(SIZED_DEFAULT_MIN_PIXELS, small="default", large="wide")}
+
+# Presets that train another preset's configuration when the plan has more than one step
+# (x4 = two x2 steps): `quality`'s plain chains fit the input closely and do not carry over to
+# a second step on their own output. Whole Set5 images, bicubic protocol, one plain chain
+# minus `wide` per image (dB): x2 (one step) bird +0.42, woman -0.02; x4 (two steps) baby
+# -0.55 (image scales down to 0.5), bird -0.05, butterfly -0.57, woman -0.48 (docs/decisions.md).
+MULTI_STEP_PRESETS = {"quality": "wide"}
 
 
 def preset(name: str) -> Config:
-    """A fresh copy of a named preset, as defined (`sr_core.resolve` sizes `default` by its input)."""
+    """A fresh copy of a named preset, as defined (`sr_core.resolve` sizes `SIZED_PRESETS` by their input)."""
     if name not in PRESETS:
         raise UserError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
     cfg = PRESETS[name]()

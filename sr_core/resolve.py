@@ -14,12 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from sr_core.config import PRESETS, SIZED_DEFAULT_MIN_PIXELS, Config, apply_overrides, preset
+from sr_core.config import MULTI_STEP_PRESETS, PRESETS, SIZED_PRESETS, Config, apply_overrides, preset
 from sr_core.errors import UserError
 
 # --noisy: the residual blur measured on the realistic protocol (docs/decisions.md).
 NOISY_RESIDUAL_BLUR = 1.0
-SIZED_PRESETS = {"default": "wide"}  # preset -> the configuration it trains on large inputs
 
 
 @dataclass(frozen=True)
@@ -91,19 +90,29 @@ def resolve(
     else:
         if preset_name not in PRESETS:
             raise UserError(f"unknown preset {preset_name!r}; choose one of {', '.join(PRESETS)}")
-        sized = SIZED_PRESETS.get(preset_name)
-        if sized and input_size is not None and _pixels(input_size) >= SIZED_DEFAULT_MIN_PIXELS:
-            cfg, variant = preset(sized), sized
+        sizing = SIZED_PRESETS.get(preset_name)
+        if sizing and input_size is not None:
+            large = _pixels(input_size) >= sizing.min_pixels
+            variant = sizing.large if large else sizing.small
+            cfg = preset(variant)
             cfg.preset = preset_name
-            side = math.isqrt(SIZED_DEFAULT_MIN_PIXELS)
-            decisions.append(f"{cfg.model.filters} filters, {cfg.total_steps()} steps (the {sized} configuration): "
-                             f"input {input_size[0]}x{input_size[1]} is at least {side}x{side} pixels")
+            side = math.isqrt(sizing.min_pixels)
+            which = f" (the {variant} configuration)" if variant != preset_name else ""
+            decisions.append(f"{_network(cfg)}{which}: input "
+                             f"{input_size[0]}x{input_size[1]} is {'at least' if large else 'under'} "
+                             f"{side}x{side} pixels")
+        elif preset_name in MULTI_STEP_PRESETS and target is not None and target.given() and input_size is not None:
+            cfg = preset(preset_name)
+            steps = len(target.progressive_plan(input_size, cfg))
+            if steps > 1:
+                variant = MULTI_STEP_PRESETS[preset_name]
+                cfg = preset(variant)
+                cfg.preset = preset_name
+            which = f" (the {variant} configuration)" if variant != preset_name else ""
+            decisions.append(f"{_network(cfg)}{which}: a plan of "
+                             f"{steps} step{'s' if steps > 1 else ''}")
         else:
             cfg = preset(preset_name)
-            if sized and input_size is not None:
-                side = math.isqrt(SIZED_DEFAULT_MIN_PIXELS)
-                decisions.append(f"{cfg.model.filters} filters, {cfg.total_steps()} steps: input "
-                                 f"{input_size[0]}x{input_size[1]} is under {side}x{side} pixels")
     fields: dict[str, Any] = {}
     if config_file is not None:
         try:
@@ -164,9 +173,15 @@ def describe(cfg: Config) -> str:
         head += f", input {size[0]}x{size[1]}"
     if r.get("plan"):
         head += ", plan " + " -> ".join(f"{s[0]}x{s[1]}" + (" refine" if len(s) > 2 else "") for s in r["plan"])
-    lines = [head, f"  {cfg.model.filters} filters, {cfg.total_steps()} training steps, seed {cfg.seed}"]
+    lines = [head, f"  {_network(cfg)}, seed {cfg.seed}"]
     lines += [f"  - {d}" for d in r.get("decisions", [])]
     return "\n".join(lines)
+
+
+def _network(cfg: Config) -> str:
+    """'16 filters, 1200 steps' or '3 x (...) averaged, 1200 steps each'."""
+    each = " each" if cfg.model.members > 1 else ""
+    return f"{cfg.model.describe()}, {cfg.total_steps()} steps{each}"
 
 
 def _pixels(size: tuple[int, int]) -> int:

@@ -76,7 +76,7 @@ class UpscaleReport:
 class Upscaler:
     """Fit a tiny diffusion model on one photo, then upscale that photo (or another) with it.
 
-    `preset`: "default", "paper", "fast", "wide" or "smoke" (`sr-core presets`); `device`:
+    `preset`: "default", "paper", "fast", "wide", "quality" or "smoke" (`sr-core presets`); `device`:
     auto | cpu | cuda | cuda:N | mps; `seed`: None keeps the preset's. `config`: a JSON file
     of config fields. `noisy`: True for a noisy or JPEG'd photo (back-projects its coarse
     content only), False for a clean one (exactly), None to test the pixels for JPEG.

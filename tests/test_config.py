@@ -93,5 +93,23 @@ def test_default_takes_wides_network_and_training_from_64x64_inputs_up():
     assert large.preset == "default" and large.model.filters == 16 and large.resolved["variant"] == "wide"
     assert "at least 64x64" in large.resolved["decisions"][0] and "under 64x64" in small.resolved["decisions"][0]
     assert settings(large, "preset") == settings(preset("wide"), "preset")  # its figures are wide's
-    for name in ("paper", "fast", "wide", "smoke"):  # no other preset depends on the input
+    for name in ("paper", "fast", "wide", "smoke"):  # these do not depend on the input
         assert settings(resolve(name, input_size=(4000, 3000))) == settings(preset(name))
+
+
+def test_quality_trains_plain_chains_for_one_step_and_wide_for_more():
+    from sr_core.resolve import Target, describe, resolve
+
+    def settings(cfg):
+        return {k: v for k, v in cfg.to_dict().items() if k not in ("resolved", "preset")}
+
+    one = resolve("quality", input_size=(100, 80), target=Target(scale=2))
+    two = resolve("quality", input_size=(100, 80), target=Target(scale=4))
+    assert one.preset == two.preset == "quality"
+    assert settings(one) == settings(preset("quality")) and one.model.arch == "plain"
+    assert settings(two) == {**settings(preset("wide")), "data": settings(two)["data"]}  # step factor from the plan
+    assert two.model == preset("wide").model and two.resolved["variant"] == "wide"
+    assert "a plan of 1 step" in one.resolved["decisions"][0]
+    assert "(the wide configuration): a plan of 2 steps" in two.resolved["decisions"][0]
+    assert "plain 3x3 layers of 64 channels" in describe(one)
+    assert resolve("quality", input_size=(100, 80)).model.arch == "plain"  # no target: the preset itself

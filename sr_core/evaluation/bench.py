@@ -109,9 +109,8 @@ def build_methods(names: Sequence[str], *, override: dict | None = None, steps: 
                   zssr_iters: int | None = None, ibp_iters: int = 20, train_perceptual: str = "auto",
                   device: str = "cpu") -> list[MethodSpec]:
     from sr_core.evaluation import baselines
-    from sr_core.config import PRESETS, SIZED_DEFAULT_MIN_PIXELS
-
-    large_size = (SIZED_DEFAULT_MIN_PIXELS, 1)  # any input from the sizing threshold up
+    from sr_core.config import MULTI_STEP_PRESETS, PRESETS, SIZED_PRESETS
+    from sr_core.resolve import Target
 
     specs = []
     for name in names:
@@ -146,10 +145,14 @@ def build_methods(names: Sequence[str], *, override: dict | None = None, steps: 
                                         train_perceptual=train_perceptual)
 
             up = make()
-            small, large = (_settings(up.resolve(input_size=s)) for s in ((1, 1), large_size))
+            sizing = SIZED_PRESETS.get(preset_name)
+            min_pixels = sizing.min_pixels if sizing else 1
+            small, large = (_settings(up.resolve(input_size=s)) for s in ((1, 1), (min_pixels, 1)))
             options = {"config": small, "train_perceptual": train_perceptual}
             if large != small:  # sized by its input: both configurations enter the cache key
-                options["large_input"] = {"min_pixels": SIZED_DEFAULT_MIN_PIXELS, "config": large}
+                options["large_input"] = {"min_pixels": min_pixels, "config": large}
+            if preset_name in MULTI_STEP_PRESETS:  # x4 and up: another configuration, in the key too
+                options["multi_step"] = _settings(up.resolve(input_size=(64, 64), target=Target(scale=4)))
             if told:
                 options["told_kernel"] = True
 

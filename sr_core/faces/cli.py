@@ -17,9 +17,9 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from sr_core.config import PRESETS, SIZED_DEFAULT_MIN_PIXELS, Config, preset
+from sr_core.config import MULTI_STEP_PRESETS, PRESETS, SIZED_PRESETS, Config, preset
 from sr_core.errors import UserError
-from sr_core.resolve import NOISY_RESIDUAL_BLUR, SIZED_PRESETS, Target
+from sr_core.resolve import NOISY_RESIDUAL_BLUR, Target
 
 DEFAULT_OUT = Path("outputs")
 SAMPLE_IMAGE = Path(__file__).resolve().parents[2] / "data" / "chelsea_crop.png"
@@ -289,14 +289,18 @@ def cmd_presets(args) -> int:
             cfg = preset(name)
             crop = f"{cfg.data.crop_size}-px crops" if cfg.data.crop_size else "whole images"
             print(f"{name:<8} {cfg.total_steps():>5} steps of {cfg.data.batch_size} {crop}, "
-                  f"{cfg.model.filters} filters, {cfg.train.pixel_loss.upper()} at lr {cfg.train.lr:g}, "
+                  f"{cfg.model.describe()}, {cfg.train.pixel_loss.upper()} at lr {cfg.train.lr:g}, "
                   f"image scales {list(cfg.data.image_scales)}, "
                   f"pairs {'fixed batch' if cfg.data.fixed_batch else 'fresh'} ({cfg.data.pair_mode}), "
                   f"{cfg.diffusion.timesteps} diffusion steps, final pass {cfg.infer.final_pass}")
-            if name in SIZED_PRESETS:
-                side = math.isqrt(SIZED_DEFAULT_MIN_PIXELS)
-                print(f"{'':<8} (on inputs of {side}x{side} = {SIZED_DEFAULT_MIN_PIXELS} pixels or more: "
-                      f"as {SIZED_PRESETS[name]}, with its network and training)")
+            sizing = SIZED_PRESETS.get(name)
+            if sizing:
+                side = math.isqrt(sizing.min_pixels)
+                print(f"{'':<8} (trains as {sizing.small} on inputs under {side}x{side} pixels and as "
+                      f"{sizing.large} from there up, with its network and training)")
+            if name in MULTI_STEP_PRESETS:
+                print(f"{'':<8} (trains as {MULTI_STEP_PRESETS[name]} when the plan has more than one step, "
+                      f"e.g. x4 = two x2 steps)")
     return 0
 
 

@@ -6,6 +6,7 @@ integer step index, never the diffusion schedule.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import torch
@@ -133,9 +134,9 @@ class NextNet(nn.Module):
         half = cfg.depth // 2
         opts = dict(time_dim=f, mult=cfg.mult, kernel=cfg.kernel_size)
         self.down = nn.ModuleList(
-            ConvNextBlock(in_channels if i == 0 else f, f, norm=i > 0, **opts) for i in range(half)
+            ConvNextBlock(in_channels if i == 0 else f, f, norm=cfg.norm and i > 0, **opts) for i in range(half)
         )
-        self.up = nn.ModuleList(ConvNextBlock(2 * f, f, norm=True, **opts) for _ in range(half))
+        self.up = nn.ModuleList(ConvNextBlock(2 * f, f, norm=cfg.norm, **opts) for _ in range(half))
         self.head = nn.Conv2d(f, out_channels, 1)
 
     def forward(self, x_t: torch.Tensor, y: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -149,6 +150,54 @@ class NextNet(nn.Module):
             h = block(torch.cat([h, skips.pop()], dim=1), temb)
         out = self.head(h)
         return y + out if self.cfg.residual else out
+
+
+class PlainNet(nn.Module):
+    """ZSSR's body as a denoiser: `depth` 3x3 convolutions of `filters` channels with ReLU
+    between them, on concat(x_t, y), the step embedding added after the first one; predicts
+    the clean image (or, with `residual`, its difference from y)."""
+
+    def __init__(self, cfg: ModelConfig, in_channels: int = 6, out_channels: int = 3):
+        super().__init__()
+        self.cfg = cfg
+        f = cfg.filters
+        self.time_mlp = nn.Sequential(nn.Linear(f, 2 * f), nn.GELU(), nn.Linear(2 * f, f))
+        self.first = nn.Conv2d(in_channels, f, 3, padding=1)
+        body: list[nn.Module] = []
+        for _ in range(cfg.depth - 2):
+            body += [nn.ReLU(), nn.Conv2d(f, f, 3, padding=1)]
+        self.body = nn.Sequential(*body, nn.ReLU(), nn.Conv2d(f, out_channels, 3, padding=1))
+
+    def forward(self, x_t: torch.Tensor, y: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        temb = self.time_mlp(timestep_embedding(t, self.cfg.filters))
+        out = self.body(self.first(torch.cat([x_t, y], dim=1)) + temb[:, :, None, None])
+        return y + out if self.cfg.residual else out
+
+
+class DenoiserAverage(nn.Module):
+    """Independently trained denoisers of one architecture whose x0 predictions are averaged
+    at every reverse step: their errors differ from training to training (initial weights,
+    drawn pairs), so the mean keeps what they agree on."""
+
+    def __init__(self, members: list[nn.Module]):
+        super().__init__()
+        if not members:
+            raise ValueError("DenoiserAverage needs at least one member")
+        self.members = nn.ModuleList(members)
+        self.cfg = getattr(members[0], "cfg", None)  # tiling reads the receptive field from it
+
+    def forward(self, x_t: torch.Tensor, y: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        out = self.members[0](x_t, y, t)
+        for member in self.members[1:]:
+            out = out + member(x_t, y, t)
+        return out / len(self.members)
+
+
+def make_denoiser(cfg: ModelConfig) -> nn.Module:
+    """The denoiser `cfg.arch` names; with `cfg.members` > 1, that many averaged copies."""
+    one = dataclasses.replace(cfg, members=1)
+    build = (lambda: PlainNet(one)) if cfg.arch == "plain" else (lambda: NextNet(one))
+    return build() if cfg.members <= 1 else DenoiserAverage([build() for _ in range(cfg.members)])
 
 
 def count_parameters(model: nn.Module) -> int:

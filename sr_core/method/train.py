@@ -23,7 +23,7 @@ from sr_core.config import Config
 from sr_core.method.pairs import PairSampler, image_scales
 from sr_core.method.diffusion import ResShiftDiffusion
 from sr_core.errors import UserError
-from sr_core.method.model import NextNet
+from sr_core.method.model import DenoiserAverage, make_denoiser
 from sr_core.method.optim import Adam, LRSchedule
 
 
@@ -31,11 +31,11 @@ def _generator(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(seed) & 0xFFFF_FFFF_FFFF)
 
 
-def build_model(cfg: Config, *, seed: int | None = None, device: torch.device | str = "cpu") -> NextNet:
+def build_model(cfg: Config, *, seed: int | None = None, device: torch.device | str = "cpu") -> torch.nn.Module:
     """A freshly initialised denoiser; the same seed gives the same weights."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed if seed is None else seed)
-        model = NextNet(cfg.model)
+        model = make_denoiser(cfg.model)
     return model.to(device)
 
 
@@ -44,8 +44,8 @@ class TrainState:
     """Everything that changes during training; a checkpoint is this, serialised."""
 
     cfg: Config
-    model: NextNet
-    ema: NextNet
+    model: torch.nn.Module
+    ema: torch.nn.Module
     optimizer: Adam
     scheduler: LRSchedule
     noise_gen: torch.Generator
@@ -289,14 +289,14 @@ def train_stage(
 
 @dataclass
 class TrainResult:
-    model: NextNet
-    ema: NextNet
+    model: torch.nn.Module
+    ema: torch.nn.Module
     config: Config
     history: dict[str, list]
     checkpoint: Path | None
     seconds: float
 
-    def sampling_model(self) -> NextNet:
+    def sampling_model(self) -> torch.nn.Module:
         """The weights inference should use (EMA or raw, as the config says)."""
         return self.ema if self.config.infer.use_ema else self.model
 
@@ -322,9 +322,12 @@ def train(
 
     from sr_core.method.perceptual import load_perceptual
 
+    cfg.validate()
+    if cfg.model.members > 1:
+        return _train_members(rgb, cfg, device=device, out_dir=out_dir, resume=resume, progress=progress,
+                              perceptual=perceptual, on_step=on_step, accel=accel)
     t0 = time.perf_counter()
     device = torch.device(device)
-    cfg.validate()
     fingerprint = image_fingerprint(rgb)
     state = (
         TrainState.resume(Path(resume), cfg, fingerprint, device)
@@ -379,10 +382,37 @@ def train(
 def load_model(path: Path, *, device: torch.device | str = "cpu", use_ema: bool | None = None):
     """A model ready for sampling from a checkpoint, with the config it was trained with."""
     data, cfg = load_checkpoint(Path(path))
-    model = NextNet(cfg.model)
+    model = make_denoiser(cfg.model)
     ema = cfg.infer.use_ema if use_ema is None else use_ema
     try:
         model.load_state_dict(data["ema"] if ema and "ema" in data else data["model"])
     except (RuntimeError, KeyError) as exc:
         raise UserError(f"checkpoint {path} does not match its own model config: {' '.join(str(exc).split())[:120]}") from None
     return model.to(device).eval(), cfg
+
+
+def _train_members(rgb: np.ndarray, cfg: Config, *, out_dir: Path | None, resume: Path | None, **kw) -> TrainResult:
+    """`cfg.model.members` trainings, one after the other, at seeds seed, seed + 1, ...; each
+    member's run goes to ``out_dir/members/K``, the averaged model to ``out_dir/checkpoints/last.pt``."""
+    import time
+
+    if resume is not None:
+        raise UserError("resume continues one network; with model.members > 1 start again, or resume a "
+                        "member's run (its folder under members/) with model.members = 1")
+    t0 = time.perf_counter()
+    results = []
+    for k in range(cfg.model.members):
+        member = copy.deepcopy(cfg)
+        member.model.members, member.seed = 1, cfg.seed + k
+        if kw.get("progress"):
+            print(f"member {k + 1} of {cfg.model.members} (seed {member.seed})", file=sys.stderr)
+        results.append(train(rgb, member, out_dir=None if out_dir is None else Path(out_dir) / "members" / str(k),
+                             resume=None, **kw))
+    model = DenoiserAverage([r.model for r in results])
+    ema = DenoiserAverage([r.ema for r in results])
+    history = {key: [v for r in results for v in r.history.get(key, [])] for key in results[0].history}
+    last = None
+    if out_dir is not None:
+        last = save_checkpoint(Path(out_dir) / "checkpoints" / "last.pt",
+                               {"model": model.state_dict(), "ema": ema.state_dict()}, cfg)
+    return TrainResult(model, ema, cfg, history, last, time.perf_counter() - t0)

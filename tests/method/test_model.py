@@ -118,3 +118,49 @@ def test_depthwise_under_cpu_autocast_takes_torchs_path(monkeypatch):
     monkeypatch.setattr(torch, "is_autocast_cpu_enabled", lambda: True, raising=False)
     monkeypatch.setattr(torch, "get_autocast_cpu_dtype", lambda: torch.bfloat16, raising=False)
     assert autocast_dtype("cpu") == torch.bfloat16 and autocast_dtype("cuda") is None
+
+
+PLAIN = ModelConfig(arch="plain", filters=16, depth=8, residual=True)
+
+
+@pytest.mark.parametrize("hw", [(7, 7), (13, 29), (1, 5)])
+def test_plain_chain_any_size_and_time_dependent(hw):
+    from sr_core.method.model import PlainNet, make_denoiser
+
+    torch.manual_seed(0)
+    model = make_denoiser(PLAIN).eval()
+    assert isinstance(model, PlainNet)
+    x, y = torch.randn(1, 3, *hw), torch.randn(1, 3, *hw)
+    a, b = model(x, y, torch.tensor([2])), model(x, y, torch.tensor([12]))
+    assert a.shape == (1, 3, *hw) and torch.isfinite(a).all() and not torch.allclose(a, b)
+
+
+def test_plain_chain_sees_exactly_its_receptive_radius():
+    """An impulse in y moves outputs up to `receptive_radius` pixels away and none beyond,
+    so tiles overlapping by that margin stitch exactly."""
+    from sr_core.method.model import make_denoiser
+    from sr_core.runtime.tiling import receptive_radius
+
+    torch.manual_seed(0)
+    model = make_denoiser(PLAIN).eval()
+    r = receptive_radius(model)
+    assert r == PLAIN.depth
+    x = torch.zeros(1, 3, 41, 41)
+    y2 = x.clone()
+    y2[..., 20, 20] = 1.0
+    with torch.no_grad():
+        diff = (model(x, y2, torch.tensor([5])) - model(x, x, torch.tensor([5]))).abs().sum(1)[0]
+    rows, cols = torch.nonzero(diff > 0, as_tuple=True)
+    assert int((rows - 20).abs().max()) == r and int((cols - 20).abs().max()) == r
+
+
+def test_plain_arch_is_validated_and_part_of_the_architecture():
+    from sr_core.config import preset
+    from sr_core.errors import UserError
+
+    cfg = preset("smoke")
+    with pytest.raises(UserError, match="arch"):
+        cfg.model.arch = "transformer"
+        cfg.validate()
+    cfg.model.arch = "plain"
+    assert cfg.architecture() != preset("smoke").architecture()

@@ -146,3 +146,31 @@ def test_resume_inside_a_chunk_of_pairs_matches_uninterrupted(tmp_path, sample_r
     assert resumed.history["loss"] == pytest.approx(full.history["loss"])
     one_by_one = train(rgb, cfg, progress=False, accel=Accel(pair_chunk=1))
     assert one_by_one.history["loss"] != pytest.approx(full.history["loss"])  # other pairs, as documented
+
+
+def test_members_are_the_seeds_trainings_averaged(tmp_path, sample_rgb):
+    """model.members = 2 trains seed and seed + 1 exactly as two single runs would, samples
+    from the mean of their predictions, and its checkpoint loads back as that average."""
+    from sr_core.method.model import DenoiserAverage
+
+    rgb = sample_rgb[:32, :32]
+    cfg = tiny_cfg()
+    singles = []
+    for seed in (0, 1):
+        cfg.seed = seed
+        singles.append(train(rgb, cfg, progress=False).sampling_model().eval())
+    cfg.seed, cfg.model.members = 0, 2
+    result = train(rgb, cfg, out_dir=tmp_path, progress=False)
+    model = result.sampling_model().eval()
+    assert isinstance(model, DenoiserAverage) and len(model.members) == 2
+    for member, single in zip(model.members, singles):
+        assert all(torch.equal(p, q) for p, q in zip(member.parameters(), single.parameters()))
+    x, y, t = torch.randn(1, 3, 16, 16), torch.randn(1, 3, 16, 16), torch.tensor([2])
+    with torch.no_grad():
+        mean = (singles[0](x, y, t) + singles[1](x, y, t)) / 2
+        assert torch.allclose(model(x, y, t), mean, atol=1e-6)
+        loaded, loaded_cfg = load_model(result.checkpoint)
+        assert loaded_cfg.model.members == 2 and torch.allclose(loaded(x, y, t), mean, atol=1e-6)
+    assert (tmp_path / "members" / "1" / "checkpoints" / "last.pt").exists()
+    with pytest.raises(UserError, match="members"):
+        train(rgb, cfg, resume=result.checkpoint, progress=False)
