@@ -109,16 +109,18 @@ print("device:", DEVICE)
 # %% [markdown]
 # ## 1. The presets
 #
-# A configuration is a set of typed dataclasses (`sr_core.config`). Five presets:
+# A configuration is a set of typed dataclasses (`sr_core.config`). Six presets:
 # - `paper`: the original implementation's defaults (one fixed batch of 8 degradations per
 #   scale, 100 steps per scale, lr 1e-2, MSE + LPIPS, 15 diffusion steps);
-# - `default`: our measured best (see its docstring): fresh scale-aware pairs on crops,
-#   more image scales and steps, EMA weights, deterministic sampling; from a 96x96 input up
-#   it becomes `wide` (below, the table shows it for a small input);
+# - `default`: our measured best for everyday use (see its docstring): fresh scale-aware
+#   pairs on crops, more image scales and steps, EMA weights, deterministic sampling; from a
+#   64x64 input up it becomes `wide` (below, the table shows it for a small input);
 # - `fast`: `default` on two 64-px crops per step instead of sixteen 48-px ones — the same
 #   benchmark scores for a quarter of the training time;
-# - `wide`: `fast` with a 16-filter network trained 3x as long on L1 — ahead from 96x96
-#   inputs (+0.5 dB at x2 on the benchmark's bicubic inputs), behind on smaller ones;
+# - `wide`: `fast` with a 16-filter network trained 3x as long on L1;
+# - `quality`: for one x2 step, three trainings of a plain 8 x 64-channel convolution chain
+#   (ZSSR's body) averaged at every reverse step, about 7x `wide`'s time; for x4 and up it
+#   trains `wide` (the table shows the one-step configuration);
 # - `smoke`: seconds on a CPU (tests, this notebook with `SR_SMOKE=1`).
 #
 # The fields where they differ:
