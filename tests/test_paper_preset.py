@@ -32,7 +32,8 @@ ORIGINAL = {
         "pair_mode": "paper", "step_factor": (2.0, 2.0), "synthesis": "per_sample",
         "max_train_pixels": 1024 * 1024,
     },
-    "model": {"depth": 4, "filters": 8, "mult": 3, "kernel_size": 7, "residual": False},
+    "model": {"arch": "nextnet", "depth": 4, "filters": 8, "mult": 3, "kernel_size": 7, "residual": False,
+              "norm": True, "members": 1},  # the original's NextNet: LayerNorm in all blocks but the first
     "diffusion": {"timesteps": 15, "kappa": 1.0, "min_noise_level": 0.01, "max_noise_level": 0.99, "power": 0.3},
     "train": {
         "steps_per_scale": (100,), "lr": 1e-2, "lr_schedule": "step", "lr_milestones": (), "lr_gamma": 0.1,
