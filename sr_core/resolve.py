@@ -153,6 +153,11 @@ def resolve(
                              f"{first[0]}x{first[1]})")
         else:
             decisions.append(f"trains for x{cfg.data.step_factor[0]:g} steps: no target given, the preset's step")
+    if cfg.infer.retrain_steps and plan is not None:
+        trainings = sum(1 for s in plan if not s.refine_only)
+        if trainings > 1:
+            decisions.append(f"gradual: {trainings - 1} more training{'s' if trainings > 2 else ''}, each on the "
+                             "output of the step before, for the step after it")
     cfg.validate()
     resolved: dict[str, Any] = {"variant": variant, "decisions": decisions}
     if input_size is not None:
@@ -180,7 +185,7 @@ def describe(cfg: Config) -> str:
 
 def _network(cfg: Config) -> str:
     """'16 filters, 1200 steps' or '3 x (...) averaged, 1200 steps each'."""
-    each = " each" if cfg.model.members > 1 else ""
+    each = " each" if cfg.model.members > 1 or cfg.model.partner else ""
     return f"{cfg.model.describe()}, {cfg.total_steps()} steps{each}"
 
 

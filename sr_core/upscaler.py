@@ -13,6 +13,7 @@ per fit, and is written as ``config.json`` wherever the run writes.
 
 from __future__ import annotations
 
+import copy
 import sys
 import time
 from dataclasses import dataclass, field
@@ -206,16 +207,35 @@ class Upscaler:
         steps = target.progressive_plan(loaded.size, cfg)
         if isinstance(kernel, (str, Path)):
             kernel = load_kernel(kernel)
+        retrain = self._retrain(cfg, len(steps), progress) if cfg.infer.retrain_steps and len(steps) > 1 else None
         t0 = time.perf_counter()
         result = upscale(self.model, loaded.rgb, steps, ResShiftDiffusion(cfg.diffusion), cfg.infer,
                          device=self.device, seed=cfg.seed, progress=progress, accel=self._accel(),
-                         kernel=kernel, keep_frames=keep_frames, on_step=on_step)
+                         kernel=kernel, keep_frames=keep_frames, on_step=on_step, retrain=retrain)
         seconds = time.perf_counter() - t0
         out_size = steps[-1].size
         alpha = resize_alpha(loaded.alpha, out_size) if loaded.alpha is not None else None
         self.last = UpscaleReport(result.image, alpha, loaded, steps, result.intermediates, result.frames, seconds,
                                   result.jpeg, None if kernel is None else int(np.shape(kernel)[0]))
         return as_kind(result.image, alpha, loaded, kind)
+
+    def _retrain(self, cfg: Config, n_steps: int, progress: bool):
+        """The gradual plan's trainer (`InferConfig.retrain_steps`): a fresh model, trained
+        with `cfg` on the image a plan step starts from, for that step's factor."""
+        from sr_core.method.train import train
+
+        def retrain(i: int, step, rgb: np.ndarray):
+            h, w = rgb.shape[:2]
+            f = max(step.size[0] / w, step.size[1] / h)
+            step_cfg = copy.deepcopy(cfg)
+            step_cfg.data.step_factor = (f, f)
+            if progress:
+                print(f"step {i + 1} of {n_steps}: training on the {w}x{h} result for a x{f:.4g} step",
+                      file=sys.stderr)
+            return train(rgb, step_cfg, device=self.device, progress=progress, accel=self._accel(),
+                         perceptual="auto").sampling_model()
+
+        return retrain
 
     # ------------------------------------------------------------------ save, load
     def save(self, folder: str | Path) -> Path:

@@ -97,7 +97,7 @@ def test_default_takes_wides_network_and_training_from_64x64_inputs_up():
         assert settings(resolve(name, input_size=(4000, 3000))) == settings(preset(name))
 
 
-def test_quality_trains_plain_chains_for_one_step_and_wide_for_more():
+def test_quality_averages_two_architectures_and_trains_again_for_each_step_of_a_longer_plan():
     from sr_core.resolve import Target, describe, resolve
 
     def settings(cfg):
@@ -107,9 +107,18 @@ def test_quality_trains_plain_chains_for_one_step_and_wide_for_more():
     two = resolve("quality", input_size=(100, 80), target=Target(scale=4))
     assert one.preset == two.preset == "quality"
     assert settings(one) == settings(preset("quality")) and one.model.arch == "plain"
-    assert settings(two) == {**settings(preset("wide")), "data": settings(two)["data"]}  # step factor from the plan
-    assert two.model == preset("wide").model and two.resolved["variant"] == "wide"
+    assert (one.model.members, one.model.partner) == (3, "wide") and not one.infer.retrain_steps
+    assert (two.model.members, two.model.partner) == (1, "wide") and two.resolved["variant"] == "quality-gradual"
+    assert two.infer.retrain_steps and two.infer.final_projection
     assert "a plan of 1 step" in one.resolved["decisions"][0]
-    assert "(the wide configuration): a plan of 2 steps" in two.resolved["decisions"][0]
-    assert "plain 3x3 layers of 64 channels" in describe(one)
+    assert "(the quality-gradual configuration): a plan of 2 steps" in two.resolved["decisions"][0]
+    assert any(d.startswith("gradual: 1 more training") for d in two.resolved["decisions"])
+    assert "3 x (8 plain 3x3 layers of 64 channels) and wide's 16 filters averaged" in describe(one)
+    partner = one.partner_config()  # wide's network and training, this run's pairs, the next seed
+    assert partner.model == preset("wide").model and partner.train == preset("wide").train
+    assert partner.data == one.data and partner.seed == one.seed + 3
+    with pytest.raises(UserError, match="partner must be a preset"):
+        resolve("wide", overrides={"model.partner": "nope"})
+    with pytest.raises(UserError, match="must be a single network"):
+        resolve("wide", overrides={"model.partner": "quality"})
     assert resolve("quality", input_size=(100, 80)).model.arch == "plain"  # no target: the preset itself

@@ -33,7 +33,7 @@ ORIGINAL = {
         "max_train_pixels": 1024 * 1024,
     },
     "model": {"arch": "nextnet", "depth": 4, "filters": 8, "mult": 3, "kernel_size": 7, "residual": False,
-              "norm": True, "members": 1},  # the original's NextNet: LayerNorm in all blocks but the first
+              "norm": True, "members": 1, "partner": ""},  # the original's NextNet: LayerNorm in all blocks but the first
     "diffusion": {"timesteps": 15, "kappa": 1.0, "min_noise_level": 0.01, "max_noise_level": 0.99, "power": 0.3},
     "train": {
         "steps_per_scale": (100,), "lr": 1e-2, "lr_schedule": "step", "lr_milestones": (), "lr_gamma": 0.1,
@@ -45,6 +45,7 @@ ORIGINAL = {
         "stochastic": True, "back_projection": 0, "bp_resampler": "", "bp_residual_blur": 0.0,
         "jpeg_residual_blur": 0.0, "kernel_iterations": 2, "project_every_step": False, "self_ensemble": False,
         "ensemble_steps": 0, "tile": -1,
+        "retrain_steps": False, "final_projection": False,  # one training; each step matches its own input
     },
 }
 

@@ -132,6 +132,34 @@ def test_every_face_trains_on_the_step_factor_of_its_plan(monkeypatch, sample_rg
     assert resolve("default", input_size=(32, 32), target=Target(plan_w=[2, 4], plan_h=[2, 4])).data.step_factor == (2, 2)
 
 
+def test_a_gradual_plan_trains_again_on_each_steps_input(monkeypatch, sample_rgb):
+    """infer.retrain_steps: the second step of an x4 runs a model trained on the first step's
+    output, for that step's factor; the first step is the fitted model's own result."""
+    import sr_core.method.train as train_mod
+
+    trained = []
+    real_train = train_mod.train
+
+    def spy(rgb, cfg, **kw):
+        trained.append((rgb.shape, cfg.data.step_factor))
+        return real_train(rgb, cfg, **kw)
+
+    monkeypatch.setattr(train_mod, "train", spy)
+    lr = sample_rgb[:24, :32]
+    plain = Upscaler("smoke", device="cpu", **QUICK).fit(lr, scale=4, progress=False)
+    gradual = Upscaler("smoke", device="cpu", **QUICK, **{"infer.retrain_steps": True}).fit(lr, scale=4, progress=False)
+    assert any("gradual: 1 more training" in d for d in gradual.config.resolved["decisions"])
+    a, b = plain.upscale(scale=4, progress=False), gradual.upscale(scale=4, progress=False)
+    assert trained == [((24, 32, 3), (2.0, 2.0)), ((24, 32, 3), (2.0, 2.0)), ((48, 64, 3), (2.0, 2.0))]
+    assert a.shape == b.shape == (96, 128, 3)
+    np.testing.assert_array_equal(plain.last.intermediates[0], gradual.last.intermediates[0])  # same first step
+    assert np.abs(a - b).max() > 1e-3  # the second step ran another model
+    x3 = Upscaler("smoke", device="cpu", **QUICK, **{"infer.retrain_steps": True}).fit(lr[:16, :16], scale=3,
+                                                                                        progress=False)
+    x3.upscale(scale=3, progress=False)
+    assert trained[-1][0] == (28, 28, 3) and trained[-1][1][0] == pytest.approx(48 / 28)  # 16 -> 28 -> 48
+
+
 def test_import_sr_core_does_not_import_torch():
     code = "import sys, sr_core; sr_core.Upscaler; assert 'torch' not in sys.modules, 'torch imported'"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0

@@ -299,8 +299,9 @@ def cmd_presets(args) -> int:
                 print(f"{'':<8} (trains as {sizing.small} on inputs under {side}x{side} pixels and as "
                       f"{sizing.large} from there up, with its network and training)")
             if name in MULTI_STEP_PRESETS:
-                print(f"{'':<8} (trains as {MULTI_STEP_PRESETS[name]} when the plan has more than one step, "
-                      f"e.g. x4 = two x2 steps)")
+                multi = preset(MULTI_STEP_PRESETS[name])
+                print(f"{'':<8} (plans of more than one step, e.g. x4 = two x2 steps: {multi.model.describe()}"
+                      f"{', trained again for each step' if multi.infer.retrain_steps else ''})")
     return 0
 
 

@@ -12,7 +12,7 @@ import math
 import torch
 from torch import nn
 
-from sr_core.config import ModelConfig
+from sr_core.config import ModelConfig, preset
 from sr_core.runtime.device import autocast_dtype
 
 
@@ -175,16 +175,18 @@ class PlainNet(nn.Module):
 
 
 class DenoiserAverage(nn.Module):
-    """Independently trained denoisers of one architecture whose x0 predictions are averaged
-    at every reverse step: their errors differ from training to training (initial weights,
-    drawn pairs), so the mean keeps what they agree on."""
+    """Independently trained denoisers whose x0 predictions are averaged at every reverse
+    step: their errors differ from training to training (initial weights, drawn pairs) and
+    from architecture to architecture, so the mean keeps what they agree on."""
 
     def __init__(self, members: list[nn.Module]):
         super().__init__()
         if not members:
             raise ValueError("DenoiserAverage needs at least one member")
         self.members = nn.ModuleList(members)
-        self.cfg = getattr(members[0], "cfg", None)  # tiling reads the receptive field from it
+        # tiling reads the receptive field from `cfg`: the member that sees farthest
+        cfgs = [c for c in (getattr(m, "cfg", None) for m in members) if c is not None]
+        self.cfg = max(cfgs, key=lambda c: c.receptive_radius()) if cfgs else None
 
     def forward(self, x_t: torch.Tensor, y: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         out = self.members[0](x_t, y, t)
@@ -194,10 +196,14 @@ class DenoiserAverage(nn.Module):
 
 
 def make_denoiser(cfg: ModelConfig) -> nn.Module:
-    """The denoiser `cfg.arch` names; with `cfg.members` > 1, that many averaged copies."""
-    one = dataclasses.replace(cfg, members=1)
+    """The denoiser `cfg.arch` names; with `cfg.members` > 1 or a `cfg.partner`, the average
+    of that many copies and the partner preset's network (in that order)."""
+    one = dataclasses.replace(cfg, members=1, partner="")
     build = (lambda: PlainNet(one)) if cfg.arch == "plain" else (lambda: NextNet(one))
-    return build() if cfg.members <= 1 else DenoiserAverage([build() for _ in range(cfg.members)])
+    nets = [build() for _ in range(max(1, cfg.members))]
+    if cfg.partner:
+        nets.append(make_denoiser(preset(cfg.partner).model))
+    return nets[0] if len(nets) == 1 else DenoiserAverage(nets)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -323,7 +323,7 @@ def train(
     from sr_core.method.perceptual import load_perceptual
 
     cfg.validate()
-    if cfg.model.members > 1:
+    if cfg.model.members > 1 or cfg.model.partner:
         return _train_members(rgb, cfg, device=device, out_dir=out_dir, resume=resume, progress=progress,
                               perceptual=perceptual, on_step=on_step, accel=accel)
     t0 = time.perf_counter()
@@ -392,20 +392,26 @@ def load_model(path: Path, *, device: torch.device | str = "cpu", use_ema: bool 
 
 
 def _train_members(rgb: np.ndarray, cfg: Config, *, out_dir: Path | None, resume: Path | None, **kw) -> TrainResult:
-    """`cfg.model.members` trainings, one after the other, at seeds seed, seed + 1, ...; each
-    member's run goes to ``out_dir/members/K``, the averaged model to ``out_dir/checkpoints/last.pt``."""
+    """`cfg.model.members` trainings, one after the other, at seeds seed, seed + 1, ..., then
+    the partner's (`Config.partner_config`); each member's run goes to ``out_dir/members/K``,
+    the averaged model to ``out_dir/checkpoints/last.pt``."""
     import time
 
     if resume is not None:
-        raise UserError("resume continues one network; with model.members > 1 start again, or resume a "
-                        "member's run (its folder under members/) with model.members = 1")
+        raise UserError("resume continues one network; with model.members > 1 or a model.partner start again, "
+                        "or resume a member's run (its folder under members/) as a single network")
     t0 = time.perf_counter()
-    results = []
+    runs = []
     for k in range(cfg.model.members):
         member = copy.deepcopy(cfg)
-        member.model.members, member.seed = 1, cfg.seed + k
+        member.model.members, member.model.partner, member.seed = 1, "", cfg.seed + k
+        runs.append(member)
+    if cfg.model.partner:
+        runs.append(cfg.partner_config())
+    results = []
+    for k, member in enumerate(runs):
         if kw.get("progress"):
-            print(f"member {k + 1} of {cfg.model.members} (seed {member.seed})", file=sys.stderr)
+            print(f"member {k + 1} of {len(runs)} ({member.model.describe()}, seed {member.seed})", file=sys.stderr)
         results.append(train(rgb, member, out_dir=None if out_dir is None else Path(out_dir) / "members" / str(k),
                              resume=None, **kw))
     model = DenoiserAverage([r.model for r in results])

@@ -17,14 +17,9 @@ BYTES_PER_PIXEL = 2048  # measured peak of NextNet's forward pass is well below 
 
 
 def receptive_radius(model: torch.nn.Module) -> int:
-    """How far (pixels) an output pixel of the denoiser can see: per NextNet block a k x k
-    depthwise and two 3x3; one pixel per 3x3 layer of the plain chain."""
+    """How far (pixels) an output pixel of the denoiser can see (`ModelConfig.receptive_radius`)."""
     cfg = getattr(model, "cfg", None)
-    if cfg is None:
-        return 0
-    if getattr(cfg, "arch", "nextnet") == "plain":
-        return cfg.depth
-    return cfg.depth * (cfg.kernel_size // 2 + 2)
+    return 0 if cfg is None else cfg.receptive_radius()
 
 
 def free_memory(device: torch.device) -> int:

@@ -112,6 +112,26 @@ def test_back_projection_makes_the_result_consistent_with_the_input(resampler):
         assert after <= before * 1.05 + 1e-4  # more iterations never make it much worse
 
 
+def test_final_projection_matches_a_multi_step_result_to_the_users_image():
+    """Each step back-projects onto its own input only; infer.final_projection also matches the
+    x4 result to the photo it came from (its LR residual falls), and is off for one step."""
+    rgb = skd.astronaut()[100:132, 180:212].astype(np.float32) / 255
+    blurry = lambda x_t, y, t: torch.nn.functional.avg_pool2d(y, 3, 1, 1, count_include_pad=False)  # noqa: E731
+    cfg = preset("smoke").infer
+    cfg.back_projection, cfg.project_every_step, cfg.final_pass = 2, False, False  # steps far from consistent
+    diffusion = ResShiftDiffusion(preset("smoke").diffusion)
+    results = {}
+    for on in (False, True):
+        cfg.final_projection = on
+        for scale in (2, 4):
+            plan = progressive_plan((32, 32), (32 * scale, 32 * scale), max_step=2.0, final_pass=False)
+            res = upscale(blurry, rgb, plan, diffusion, cfg, progress=False, seed=0)
+            results[on, scale] = _lr_residual(to_tensor(res.image), to_tensor(rgb))
+    print("LR residual x2 off/on, x4 off/on:", [round(results[k], 4) for k in sorted(results, key=lambda k: k[::-1])])
+    assert results[True, 2] == results[False, 2]  # one step: nothing more to match
+    assert results[True, 4] < 0.5 * results[False, 4]
+
+
 def test_smoke_run_keeps_the_colour_of_a_flat_patch():
     rng = np.random.default_rng(0)
     purple = np.array([0.55, 0.25, 0.6], np.float32)

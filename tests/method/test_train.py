@@ -174,3 +174,29 @@ def test_members_are_the_seeds_trainings_averaged(tmp_path, sample_rgb):
     assert (tmp_path / "members" / "1" / "checkpoints" / "last.pt").exists()
     with pytest.raises(UserError, match="members"):
         train(rgb, cfg, resume=result.checkpoint, progress=False)
+
+
+def test_a_partner_of_another_architecture_joins_the_average(tmp_path, sample_rgb):
+    """model.partner: a plain chain and smoke's ConvNeXt network, the partner trained exactly
+    as its own run (its preset's model and training, this run's pairs, the next seed); the
+    average loads back from its checkpoint and tiles with the wider receptive field."""
+    from sr_core.method.model import DenoiserAverage, NextNet, PlainNet
+    from sr_core.runtime.tiling import receptive_radius
+
+    rgb = sample_rgb[:32, :32]
+    cfg = tiny_cfg()
+    cfg.model.arch, cfg.model.depth, cfg.model.residual, cfg.model.partner = "plain", 2, True, "smoke"
+    result = train(rgb, cfg, out_dir=tmp_path, progress=False)
+    model = result.sampling_model().eval()
+    assert isinstance(model, DenoiserAverage) and [type(m) for m in model.members] == [PlainNet, NextNet]
+    partner_cfg = cfg.partner_config()
+    assert partner_cfg.seed == 1 and partner_cfg.train.steps_per_scale == preset("smoke").train.steps_per_scale
+    alone = train(rgb, partner_cfg, progress=False).sampling_model().eval()
+    assert all(torch.equal(p, q) for p, q in zip(model.members[1].parameters(), alone.parameters()))
+    assert receptive_radius(model) == preset("smoke").model.receptive_radius() > 2  # the NextNet's, not the chain's
+    x, y, t = torch.randn(1, 3, 16, 16), torch.randn(1, 3, 16, 16), torch.tensor([2])
+    with torch.no_grad():
+        mean = (model.members[0](x, y, t) + alone(x, y, t)) / 2
+        assert torch.allclose(model(x, y, t), mean, atol=1e-6)
+        loaded, loaded_cfg = load_model(result.checkpoint)
+        assert loaded_cfg.model.partner == "smoke" and torch.allclose(loaded(x, y, t), mean, atol=1e-6)
