@@ -119,8 +119,9 @@ print("device:", DEVICE)
 #   benchmark scores for a quarter of the training time;
 # - `wide`: `fast` with a 16-filter network trained 3x as long on L1;
 # - `quality`: for one x2 step, three trainings of a plain 8 x 64-channel convolution chain
-#   (ZSSR's body) averaged at every reverse step, about 7x `wide`'s time; for x4 and up it
-#   trains `wide` (the table shows the one-step configuration);
+#   (ZSSR's body) and one of `wide`'s network, averaged at every reverse step, about 8x
+#   `wide`'s time; for x4 and up one chain and `wide`'s network, trained again on each x2
+#   step's own input (the table shows the one-step configuration);
 # - `smoke`: seconds on a CPU (tests, this notebook with `SR_SMOKE=1`).
 #
 # The fields where they differ:
