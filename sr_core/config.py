@@ -527,7 +527,6 @@ def _quality_gradual() -> Config:
     baby 32.90, bird 32.92 (+0.18 / +0.21 over `default`).
     """
     cfg = _quality()
-    cfg.preset = "quality"
     cfg.model.members = 1
     cfg.infer.retrain_steps = True  # default's final projection then matches the result to the photo
     return cfg
