@@ -50,6 +50,19 @@ class DegradationConfig:
     jpeg_prob: float = 0.0  # exists in the original, switched off
     jpeg_quality: tuple[int, int] = (70, 95)
     usm_target: bool = True  # pseudo-HR = unsharp-masked image
+    # The blur that made the photo, where the user knows it (row by row, an odd square side,
+    # summing to 1; at the output's resolution, spanning the whole scale): scale-aware pairs
+    # are then made with it, as ZSSR's are, instead of random kernels and bicubic (() = none)
+    known_kernel: tuple[float, ...] = ()
+
+    def kernel_array(self) -> "np.ndarray | None":
+        """`known_kernel` as a square 2-D array, or None."""
+        import numpy as np
+
+        if not self.known_kernel:
+            return None
+        side = math.isqrt(len(self.known_kernel))
+        return np.asarray(self.known_kernel, np.float32).reshape(side, side)
 
 
 @dataclass
@@ -238,6 +251,15 @@ class Config:
             raise UserError(f"pair_mode must be 'paper' or 'scale_aware', got {d.pair_mode!r}")
         if d.synthesis not in ("per_sample", "batched"):
             raise UserError(f"synthesis must be 'per_sample' or 'batched', got {d.synthesis!r}")
+        k = self.degradation.known_kernel
+        if k:
+            side = math.isqrt(len(k))
+            if side * side != len(k) or side % 2 == 0:
+                raise UserError(f"known_kernel must hold an odd square number of values, got {len(k)}")
+            if d.pair_mode != "scale_aware":
+                raise UserError("known_kernel needs scale-aware pairs (data.pair_mode 'scale_aware')")
+            if not sum(k) > 0:
+                raise UserError("known_kernel must have a positive sum")
         if d.crop_size and d.crop_size < 8:
             raise UserError("crop_size must be 0 (full image) or >= 8")
         if len(tr.steps_per_scale) not in (1, len(d.image_scales)):
@@ -346,7 +368,9 @@ def _coerce(current: Any, value: Any, name: str) -> Any:
                 value = [v for v in value.replace(",", " ").split() if v]
             if not isinstance(value, (list, tuple)):
                 value = [value]
-            proto = current[0] if current else (float if "scale" in name else int)(0)
+            if value and isinstance(value[0], (list, tuple)):  # a 2-D kernel, row by row
+                value = [v for row in value for v in row]
+            proto = current[0] if current else (float if "scale" in name or "kernel" in name else int)(0)
             return tuple(_coerce(proto, v, name) for v in value)
         if isinstance(current, dict):
             if isinstance(value, str):

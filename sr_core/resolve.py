@@ -70,14 +70,16 @@ def resolve(
     seed: int | None = None,
     noisy: bool | None = None,
     base: Config | None = None,
+    kernel=None,
 ) -> Config:
     """The configuration of one run, with its decisions recorded in ``config.resolved``.
 
     In order: the preset (or `base`, a trained model's config), sized by `input_size`; the
     JSON `config_file`; `overrides` (dotted or nested fields); `seed`; `noisy` (True: the
     photo is noisy, back-project its coarse content; False: clean, back-project exactly;
-    None: test the pixels for JPEG); then the step factor that scale-aware pairs train on,
-    from the plan to `target` unless an override set it.
+    None: test the pixels for JPEG); `kernel`, the blur that made the photo where the user
+    knows it (pairs are made with it, in one step spanning the whole scale); then the step
+    factor that scale-aware pairs train on, from the plan to `target` unless an override set it.
     """
     decisions: list[str] = []
     variant = preset_name
@@ -101,7 +103,8 @@ def resolve(
             decisions.append(f"{_network(cfg)}{which}: input "
                              f"{input_size[0]}x{input_size[1]} is {'at least' if large else 'under'} "
                              f"{side}x{side} pixels")
-        elif preset_name in MULTI_STEP_PRESETS and target is not None and target.given() and input_size is not None:
+        elif (preset_name in MULTI_STEP_PRESETS and kernel is None and target is not None and target.given()
+              and input_size is not None):
             cfg = preset(preset_name)
             steps = len(target.progressive_plan(input_size, cfg))
             if steps > 1:
@@ -139,9 +142,13 @@ def resolve(
         cfg.infer.bp_residual_blur = cfg.infer.jpeg_residual_blur = 0.0
         decisions.append("clean photo: back-projects it exactly, without the JPEG test")
 
+    if kernel is not None:
+        _told_kernel(cfg, kernel, input_size, target, decisions)
     plan = None
     if target is not None and target.given() and input_size is not None:
         plan = target.progressive_plan(input_size, cfg)
+        if cfg.degradation.known_kernel and sum(not s.refine_only for s in plan) > 1:
+            raise UserError("a known kernel spans the whole scale: give the target as one step, not a plan of several")
     if cfg.data.pair_mode == "scale_aware" and base is None:
         if "data.step_factor" in fields:
             decisions.append(f"trains for x{cfg.data.step_factor[0]:g} steps: set by the caller")
@@ -166,6 +173,26 @@ def resolve(
         resolved["plan"] = [list(s.size) + (["refine"] if s.refine_only else []) for s in plan]
     cfg.resolved = resolved
     return cfg
+
+
+def _told_kernel(cfg: Config, kernel, input_size, target: Target | None, decisions: list[str]) -> None:
+    """Train on pairs made with the user's blur kernel, in one step: the kernel is the blur
+    from the output to the photo, so it belongs to the whole scale (ZSSR's known-kernel mode)."""
+    from sr_core.runtime.io import check_kernel
+
+    k = check_kernel(kernel)
+    if cfg.data.pair_mode != "scale_aware":
+        decisions.append(f"told the blur kernel ({k.shape[0]}x{k.shape[0]}): preset {cfg.preset} trains on "
+                         "same-size pairs, so the kernel only matches the output to the photo")
+        return
+    if target is None or not target.given() or input_size is None:
+        raise UserError("a known blur kernel belongs to one scale: give the scale (or output size) with it")
+    out = target.output_size(input_size)
+    f = max(out[0] / input_size[0], out[1] / input_size[1])
+    cfg.infer.max_step_factor = max(cfg.infer.max_step_factor, f)
+    cfg.degradation.known_kernel = tuple(float(v) for v in k.ravel())
+    decisions.append(f"told the blur kernel ({k.shape[0]}x{k.shape[0]}): trains on pairs made with it, "
+                     f"in one x{f:.4g} step (the kernel spans the whole scale)")
 
 
 def describe(cfg: Config) -> str:

@@ -104,6 +104,7 @@ class Upscaler:
         self.image = None  # the fitted photo (LoadedImage) and how it was given
         self._image_kind = None
         self.last: UpscaleReport | None = None
+        self._kernel = None  # the blur kernel `fit` was told, the default for `upscale`
         resolve(preset, config_file=config, overrides=overrides, seed=seed, noisy=noisy)  # fail early
 
     # ----------------------------------------------------------------- configuration
@@ -114,16 +115,17 @@ class Upscaler:
         return self._config if self._config is not None else self.resolve()
 
     def resolve(self, image=None, *, input_size: tuple[int, int] | None = None, target: Target | None = None,
-                **target_kw) -> Config:
+                kernel=None, **target_kw) -> Config:
         """The configuration a fit on `image` (or an input of `input_size`) towards `target`
-        (or scale=..., size=..., plan=...) would use; trains nothing."""
+        (or scale=..., size=..., plan=...), told the blur `kernel` where given, would use;
+        trains nothing."""
         if image is not None:
             from sr_core.runtime.io import as_loaded_image
 
             input_size = as_loaded_image(image)[0].size
         target = target or Target(**target_kw)
         return resolve(self.preset, input_size=input_size, target=target, config_file=self.config_file,
-                       overrides=self.overrides, seed=self.seed, noisy=self.noisy, base=self._base)
+                       overrides=self.overrides, seed=self.seed, noisy=self.noisy, base=self._base, kernel=kernel)
 
     @property
     def device(self):
@@ -143,23 +145,29 @@ class Upscaler:
     def fit(self, image, *, scale: float | None = None, scale_w: float | None = None, scale_h: float | None = None,
             size: tuple[int, int] | None = None, plan: Sequence[float] | None = None,
             plan_w: Sequence[float] | None = None, plan_h: Sequence[float] | None = None, force: bool = False,
-            out_dir: str | Path | None = None, resume: str | Path | None = None, progress: bool = True,
-            on_step: Callable[[int, dict], None] | None = None) -> "Upscaler":
+            kernel=None, out_dir: str | Path | None = None, resume: str | Path | None = None,
+            progress: bool = True, on_step: Callable[[int, dict], None] | None = None) -> "Upscaler":
         """Train on `image` (a path, PIL image or H x W x 3 array) alone.
 
         The target (scale / size / plan), where known, sets the step factor the model
-        trains on. `out_dir`: where ``config.json``, checkpoints and ``loss.png`` go (none
-        without it); `resume`: a checkpoint of the same config and image to continue from.
+        trains on. `kernel`: the blur that made the photo, where known (a 2-D array or a
+        kernel file, at the output's resolution): the pairs are made with it, in one step
+        spanning the whole scale, and `upscale` matches the output to the photo through it.
+        `out_dir`: where ``config.json``, checkpoints and ``loss.png`` go (none without it);
+        `resume`: a checkpoint of the same config and image to continue from.
         """
         from sr_core.method.train import train
-        from sr_core.runtime.io import as_loaded_image, atomic_write_text
+        from sr_core.runtime.io import as_loaded_image, atomic_write_text, check_kernel, load_kernel
 
         if self._base is not None:
             raise UserError("this Upscaler holds a loaded model; make a new Upscaler to fit another")
         loaded, kind = as_loaded_image(image)
         target = Target(scale=scale, scale_w=scale_w, scale_h=scale_h, size=size, plan=plan, plan_w=plan_w,
                         plan_h=plan_h, force=force)
-        cfg = self.resolve(input_size=loaded.size, target=target)
+        if isinstance(kernel, (str, Path)):
+            kernel = load_kernel(kernel)
+        cfg = self.resolve(input_size=loaded.size, target=target, kernel=kernel)
+        self._kernel = None if kernel is None else check_kernel(kernel)
         device = self.device
         if progress:
             print(describe(cfg) + f"\n  device {device}", file=sys.stderr)
@@ -186,12 +194,13 @@ class Upscaler:
 
         Give one of `scale`, `scale_w`/`scale_h`, `size` (width, height), or a `plan` of
         factors relative to the input (e.g. ``plan=[2, 4]``). `kernel`: the blur that made
-        the photo, where known (a 2-D array or a kernel file; sr_core.runtime.io.load_kernel).
+        the photo, where known (a 2-D array or a kernel file; sr_core.runtime.io.load_kernel);
+        a model fitted with a kernel uses that one by default, at the scale it was fitted for.
         Details of the run are in `self.last` (an UpscaleReport).
         """
         from sr_core.method.diffusion import ResShiftDiffusion
         from sr_core.method.infer import resize_alpha, upscale
-        from sr_core.runtime.io import as_kind, as_loaded_image, load_kernel
+        from sr_core.runtime.io import as_kind, as_loaded_image, check_kernel, load_kernel
 
         if self.model is None:
             raise UserError("fit the Upscaler on a photo (or load a saved one) before upscaling")
@@ -207,6 +216,13 @@ class Upscaler:
         steps = target.progressive_plan(loaded.size, cfg)
         if isinstance(kernel, (str, Path)):
             kernel = load_kernel(kernel)
+        elif kernel is not None:
+            kernel = check_kernel(kernel)
+        told = cfg.degradation.kernel_array()  # trained on pairs made with it (also after `load`)
+        if told is not None:
+            _check_told_scale(loaded.size, steps, cfg.data.step_factor[0])
+        if kernel is None:
+            kernel = self._kernel if self._kernel is not None else told
         retrain = self._retrain(cfg, len(steps), progress) if cfg.infer.retrain_steps and len(steps) > 1 else None
         t0 = time.perf_counter()
         result = upscale(self.model, loaded.rgb, steps, ResShiftDiffusion(cfg.diffusion), cfg.infer,
@@ -293,3 +309,13 @@ class Upscaler:
     def __repr__(self) -> str:
         state = "fitted" if self.train_result is not None else ("loaded" if self._base is not None else "not fitted")
         return f"Upscaler(preset={self.preset!r}, {state})"
+
+
+def _check_told_scale(in_size: tuple[int, int], steps, factor: float) -> None:
+    """A model fitted with a known kernel learnt that kernel's one scale: refuse another."""
+    enlarging = [s for s in steps if not s.refine_only]
+    f = max(enlarging[0].size[0] / in_size[0], enlarging[0].size[1] / in_size[1]) if enlarging else 1.0
+    if len(enlarging) != 1 or abs(f / factor - 1) > 0.01:
+        raise UserError(f"this model was fitted with a known blur kernel for one x{factor:.4g} step; "
+                        f"upscale by x{factor:.4g} in one step (asked: "
+                        + (f"x{f:.4g})" if len(enlarging) == 1 else f"{len(enlarging)} steps)"))

@@ -122,3 +122,23 @@ def test_quality_averages_two_architectures_and_trains_again_for_each_step_of_a_
     with pytest.raises(UserError, match="must be a single network"):
         resolve("wide", overrides={"model.partner": "quality"})
     assert resolve("quality", input_size=(100, 80)).model.arch == "plain"  # no target: the preset itself
+
+
+def test_a_known_kernel_round_trips_row_by_row_and_bad_ones_are_refused():
+    """degradation.known_kernel: given as rows (JSON) or flat, kept flat, read back square;
+    an even or non-square count, a zero sum or same-size pairs are one-line errors."""
+    cfg = preset("default")
+    set_field(cfg, "degradation.known_kernel", [[0, 1, 0], [1, 4, 1], [0, 1, 0]])
+    assert cfg.degradation.known_kernel == (0.0, 1.0, 0.0, 1.0, 4.0, 1.0, 0.0, 1.0, 0.0)
+    back = Config.from_json(cfg.to_json())
+    assert back.degradation.kernel_array().shape == (3, 3) and back.degradation.kernel_array()[1, 1] == 4
+    assert preset("default").degradation.kernel_array() is None
+    for value, message in [([1, 1, 1, 1], "odd square"), ([0] * 9, "positive sum")]:
+        bad = preset("default")
+        set_field(bad, "degradation.known_kernel", value)
+        with pytest.raises(UserError, match=message):
+            bad.validate()
+    paper = preset("paper")
+    set_field(paper, "degradation.known_kernel", [1.0])
+    with pytest.raises(UserError, match="scale-aware pairs"):
+        paper.validate()

@@ -163,3 +163,39 @@ def test_a_gradual_plan_trains_again_on_each_steps_input(monkeypatch, sample_rgb
 def test_import_sr_core_does_not_import_torch():
     code = "import sys, sr_core; sr_core.Upscaler; assert 'torch' not in sys.modules, 'torch imported'"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_a_known_kernel_trains_its_pairs_in_one_step_and_matches_the_output(monkeypatch, sample_rgb):
+    """fit(kernel=...): the pairs are made with the kernel, for one step of the whole scale
+    (the kernel belongs to it; `quality` then keeps its one-step configuration), and
+    upscale matches through that kernel by default; another scale, a plan of several steps,
+    no scale at all or a malformed kernel are one-line errors."""
+    import sr_core.method.train as train_mod
+
+    seen = []
+    real_train = train_mod.train
+    monkeypatch.setattr(train_mod, "train", lambda rgb, cfg, **kw: seen.append(cfg) or real_train(rgb, cfg, **kw))
+    k = np.zeros((5, 5), np.float32)
+    k[1:4, 1:4] = 2.0  # normalised on the way in
+    lr = sample_rgb[:24, :32]
+    up = Upscaler("fast", device="cpu", **QUICK).fit(lr, scale=4, kernel=k, progress=False)
+    cfg = seen[-1]
+    np.testing.assert_allclose(cfg.degradation.kernel_array(), k / k.sum(), atol=1e-7)
+    assert cfg.data.step_factor == (4.0, 4.0) and cfg.resolved["plan"] == [[128, 96]]
+    assert any("told the blur kernel (5x5)" in d for d in cfg.resolved["decisions"])
+    out = up.upscale(scale=4, progress=False)
+    assert out.shape == (96, 128, 3) and len(up.last.plan) == 1 and up.last.kernel_size == 5
+    with pytest.raises(UserError, match="one x4 step"):
+        up.upscale(scale=2, progress=False)
+    quality = Upscaler("quality").resolve(input_size=(32, 24), scale=4, kernel=k)
+    assert quality.resolved["variant"] == "quality" and not quality.infer.retrain_steps
+    assert quality.resolved["plan"] == [[128, 96]]
+    for bad, message in [(dict(scale=4, kernel=np.ones((4, 4))), "odd side"),
+                         (dict(scale=4, kernel=np.full((3, 3), np.nan)), "NaN"),
+                         (dict(kernel=k), "give the scale"),
+                         (dict(plan=[2, 4], kernel=k), "one step")]:
+        with pytest.raises(UserError, match=message):
+            Upscaler("default").resolve(input_size=(32, 24), **bad)
+    # Same-size pairs (smoke, paper) cannot learn a kernel: it only matches their output.
+    smoke = Upscaler("smoke").resolve(input_size=(32, 24), scale=4, kernel=k)
+    assert not smoke.degradation.known_kernel and any("only matches" in d for d in smoke.resolved["decisions"])

@@ -95,9 +95,9 @@ def sr_core_upscaler(name: str, *, override: dict | None = None, steps: int | No
 
 def run_sr_core(lr: np.ndarray, scale: int, up, *, kernel: np.ndarray | None = None) -> np.ndarray:
     """Fit the Upscaler `up` on the LR image itself, then upscale it by `scale`; `kernel`: the
-    protocol's blur, for a run told it."""
-    up.fit(np.ascontiguousarray(lr, np.float32), scale=scale, progress=False)
-    return np.asarray(up.upscale(scale=scale, kernel=kernel, progress=False), np.float64)
+    protocol's blur, for a run told it (its pairs are made with it; Upscaler.fit)."""
+    up.fit(np.ascontiguousarray(lr, np.float32), scale=scale, kernel=kernel, progress=False)
+    return np.asarray(up.upscale(scale=scale, progress=False), np.float64)
 
 
 def _settings(cfg) -> dict:
@@ -153,8 +153,8 @@ def build_methods(names: Sequence[str], *, override: dict | None = None, steps: 
                 options["large_input"] = {"min_pixels": min_pixels, "config": large}
             if preset_name in MULTI_STEP_PRESETS:  # x4 and up: another configuration, in the key too
                 options["multi_step"] = _settings(up.resolve(input_size=(64, 64), target=Target(scale=4)))
-            if told:
-                options["told_kernel"] = True
+            if told:  # trained on pairs made with the kernel (before: only matched through it)
+                options["told_kernel"] = "pairs"
 
             def run_preset(c, make=make, told=told):
                 return run_sr_core(c.lr, c.scale, make(), kernel=c.info.get("kernel") if told else None)

@@ -361,6 +361,22 @@ class Degraded:
         return self._draws
 
 
+def _known_kernel(cfg: DegradationConfig, down_factor: float | None, img: torch.Tensor) -> torch.Tensor | None:
+    """The user's blur kernel (`cfg.known_kernel`) on `img`'s device, where scale-aware pairs
+    (a `down_factor`) are to be made with it instead of a random kernel and bicubic."""
+    k = cfg.kernel_array()
+    if k is None or down_factor is None:
+        return None
+    return torch.from_numpy(k).to(img)
+
+
+def kernel_downscale(img: torch.Tensor, kernel: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """The known-kernel degradation: `img` blurred by `kernel` (at its own resolution, mirrored
+    borders), then sampled to `size` (height, width) by MATLAB's cubic (a = -0.5) without
+    antialiasing (the kernel is the low-pass): IBP's and ZSSR's known-kernel model."""
+    return cubic_resize(filter2d(img, kernel.to(img)), size, -0.5)
+
+
 def degrade(
     img: torch.Tensor,
     cfg: DegradationConfig,
@@ -404,12 +420,18 @@ def _degrade_per_sample(img, cfg, generator, *, down_factor, up_mode) -> Degrade
     """The original's shape: one image at a time, all randomness on the CPU generator."""
     b, c, h, w = img.shape
     draws = [{} for _ in range(b)]
-    kernels = []
-    for d in draws:
-        k, info = random_kernel(cfg, generator)
-        kernels.append(k)
-        d["kernel"] = info
-    out = filter2d(img, torch.stack(kernels))
+    known = _known_kernel(cfg, down_factor, img)
+    if known is not None:
+        for d in draws:
+            d["kernel"] = {"family": "known", "size": int(known.shape[-1])}
+        out = img
+    else:
+        kernels = []
+        for d in draws:
+            k, info = random_kernel(cfg, generator)
+            kernels.append(k)
+            d["kernel"] = info
+        out = filter2d(img, torch.stack(kernels))
 
     # Resizes differ in size per image: a short loop (B is small) is clearer than padding.
     small = []
@@ -422,9 +444,12 @@ def _degrade_per_sample(img, cfg, generator, *, down_factor, up_mode) -> Degrade
         else:
             factor = 1.0 / down_factor
             size = (max(1, round(h / down_factor)), max(1, round(w / down_factor)))
-            mode, aa = "bicubic", True
+            mode, aa = ("known-kernel", False) if known is not None else ("bicubic", True)
         d.update(resize_factor=factor, down_mode=mode)
-        small.append(resize(out[i : i + 1], size, mode, antialias=aa).clamp(0, 1))
+        if known is not None:
+            small.append(kernel_downscale(out[i : i + 1], known, size).clamp(0, 1))
+        else:
+            small.append(resize(out[i : i + 1], size, mode, antialias=aa).clamp(0, 1))
 
     use_gauss, gray, sigma, pscale = _noise_draws(cfg, generator, b)
     jpeg_on, quality = _jpeg_draws(cfg, generator, b)
@@ -457,8 +482,7 @@ def _degrade_batched(img, cfg, generator, *, down_factor, up_mode, noise_gen) ->
     """
     b, c, h, w = img.shape
     dev = img.device
-    kernels, kparams = random_kernels(cfg, noise_gen, b, device=dev)
-    out = filter2d(img, kernels)
+    known = _known_kernel(cfg, down_factor, img)
     if down_factor is None:
         factor = uniform(generator, *cfg.resize_range)
         size = (max(1, round(h * factor)), max(1, round(w * factor)))
@@ -467,7 +491,13 @@ def _degrade_batched(img, cfg, generator, *, down_factor, up_mode, noise_gen) ->
         factor = 1.0 / down_factor
         size = (max(1, round(h / down_factor)), max(1, round(w / down_factor)))
         down_mode, aa = "bicubic", True
-    small = resize(out, size, down_mode, antialias=aa).clamp(0, 1)
+    if known is not None:
+        kparams = None
+        down_mode = "known-kernel"
+        small = kernel_downscale(img, known, size).clamp(0, 1)
+    else:
+        kernels, kparams = random_kernels(cfg, noise_gen, b, device=dev)
+        small = resize(filter2d(img, kernels), size, down_mode, antialias=aa).clamp(0, 1)
 
     use_gauss, gray, sigma, pscale = _noise_draws(cfg, noise_gen, b, device=dev)
     gauss = gaussian_noise(small.shape, sigma, gray, noise_gen, device=dev)
@@ -483,7 +513,8 @@ def _degrade_batched(img, cfg, generator, *, down_factor, up_mode, noise_gen) ->
 
     draws = lambda: [  # noqa: E731
         {
-            "kernel": {"family": KERNEL_FAMILIES[int(kparams["family"][i])], "size": int(kparams["size"][i])},
+            "kernel": ({"family": "known", "size": int(known.shape[-1])} if kparams is None else
+                       {"family": KERNEL_FAMILIES[int(kparams["family"][i])], "size": int(kparams["size"][i])}),
             "resize_factor": factor, "down_mode": down_mode, "up_mode": mode_up,
             "noise": ({"type": "gaussian", "sigma": float(sigma[i]), "gray": bool(gray[i])} if use_gauss[i]
                       else {"type": "poisson", "scale": float(pscale[i]), "gray": bool(gray[i])}),

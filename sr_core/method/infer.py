@@ -16,7 +16,7 @@ import torch
 from sr_core.runtime.accel import Accel, FastDenoiser
 from sr_core.config import InferConfig
 from sr_core.method.pairs import to_numpy, to_tensor
-from sr_core.method.degradation import resize
+from sr_core.method.degradation import kernel_downscale, resize
 from sr_core.method.diffusion import ResShiftDiffusion, StepFrame
 from sr_core.errors import UserError
 from sr_core.method.jpeg import JpegEvidence, jpeg_evidence
@@ -220,15 +220,6 @@ def back_project(hr: torch.Tensor, lr: torch.Tensor, iterations: int, *, resampl
         low_pass = lambda r: filter2d(r, blur)  # noqa: E731
     return _project(hr, lr, iterations, lambda x: resize(x, (h, w), "bicubic", antialias=True),
                     resampler, in_place, low_pass)
-
-
-def kernel_downscale(hr: torch.Tensor, kernel: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """The known-kernel degradation: `hr` blurred by `kernel` (at its own resolution, mirrored
-    borders), then sampled to `size` (height, width) by MATLAB's cubic (a = -0.5) without
-    antialiasing (the kernel is the low-pass): IBP's and ZSSR's known-kernel model."""
-    from sr_core.method.degradation import cubic_resize, filter2d
-
-    return cubic_resize(filter2d(hr, kernel.to(hr)), size, -0.5)
 
 
 def kernel_back_project(hr: torch.Tensor, lr: torch.Tensor, kernel: torch.Tensor, iterations: int, *,

@@ -390,16 +390,27 @@ def load_kernel(path: str | os.PathLike) -> np.ndarray:
             k = k.squeeze(axis=0 if k.shape[0] == 1 else -1)
     else:
         k = load_image(p, min_side=1).rgb.astype(np.float64).mean(axis=2)
+    return check_kernel(k, f"kernel {p}")
+
+
+def check_kernel(kernel, name: str = "kernel") -> np.ndarray:
+    """A blur kernel given as an array: square, odd-sided (its centre a pixel), at most
+    `MAX_KERNEL_SIDE`, finite, with a positive sum; returned as float32 normalised to sum 1,
+    or a UserError with a one-line reason naming `name`."""
+    try:
+        k = np.asarray(kernel.detach().cpu() if hasattr(kernel, "detach") else kernel, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise UserError(f"{name} is not an array of numbers") from None
     if k.ndim != 2:
-        raise UserError(f"kernel {p} must be 2-D, got shape {tuple(k.shape)}")
+        raise UserError(f"{name} must be 2-D, got shape {tuple(k.shape)}")
     h, w = k.shape
     if h != w or h % 2 == 0:
-        raise UserError(f"kernel {p} must be square with an odd side (its centre a pixel), got {w}x{h}")
+        raise UserError(f"{name} must be square with an odd side (its centre a pixel), got {w}x{h}")
     if h > MAX_KERNEL_SIDE:
-        raise UserError(f"kernel {p} is {w}x{h}; at most {MAX_KERNEL_SIDE}x{MAX_KERNEL_SIDE} is supported")
+        raise UserError(f"{name} is {w}x{h}; at most {MAX_KERNEL_SIDE}x{MAX_KERNEL_SIDE} is supported")
     if not np.all(np.isfinite(k)):
-        raise UserError(f"kernel {p} contains NaN or infinite values")
+        raise UserError(f"{name} contains NaN or infinite values")
     total = float(k.sum())
     if total <= 0:
-        raise UserError(f"kernel {p} must have a positive sum, got {total:g}")
+        raise UserError(f"{name} must have a positive sum, got {total:g}")
     return (k / total).astype(np.float32)

@@ -112,3 +112,24 @@ def test_a_preset_told_the_kernel_gets_the_protocols_blur_where_there_is_one(mon
     assert told.signature != plain.signature
     with pytest.raises(Exception, match="unknown method"):
         bench.build_methods(["bicubic+kernel"])
+
+
+def test_a_preset_told_the_kernel_trains_with_it():
+    """run_sr_core hands the kernel to the fit (its pairs are made with it); the upscale then
+    uses the fitted kernel."""
+    from sr_core.evaluation.bench import run_sr_core
+
+    calls = []
+
+    class Recorder:
+        def fit(self, lr, **kw):
+            calls.append(("fit", kw))
+
+        def upscale(self, **kw):
+            calls.append(("upscale", kw))
+            return np.zeros((8, 8, 3))
+
+    k = np.ones((3, 3)) / 9
+    run_sr_core(np.zeros((4, 4, 3)), 2, Recorder(), kernel=k)
+    assert calls[0][0] == "fit" and calls[0][1]["kernel"] is k and calls[0][1]["scale"] == 2
+    assert calls[1][0] == "upscale" and "kernel" not in calls[1][1]

@@ -205,3 +205,8 @@ def test_kernel_flag_matches_the_output_through_the_kernel(tmp_path, tiny_png, c
     err = capsys.readouterr().err
     assert "odd side" in err and err.count("\n") == 1
     assert not (tmp_path / "r" / "checkpoints").exists()  # refused before training
+    # A preset with scale-aware pairs trains on pairs made with the kernel, in one step.
+    assert main(["run", str(tiny_png), "--preset", "default", "--scale", "4", "--dry-run",
+                 "--kernel", str(tmp_path / "box.npy")]) == 0
+    out = capsys.readouterr().out
+    assert "told the blur kernel (5x5): trains on pairs made with it, in one x4 step" in out

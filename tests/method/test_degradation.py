@@ -191,3 +191,28 @@ def test_sharp_bicubic_keeps_flat_areas_and_emphasises_edges():
     plain, sharp = (resize(step, (1, 64), mode)[0, 0, 0] for mode in ("bicubic", "sharp-bicubic"))
     # Stronger emphasis on both sides of the edge (measured: 1.146 / -0.146 against 1.110 / -0.110).
     assert sharp.max() > plain.max() + 0.02 and sharp.min() < plain.min() - 0.02
+
+
+@pytest.mark.parametrize("batched", [False, True])
+def test_a_known_kernel_makes_the_scale_aware_pairs(batched):
+    """degradation.known_kernel: the pseudo-LR is the crop blurred by that kernel and sampled
+    by MATLAB's cubic without antialiasing (the known-kernel model IBP and ZSSR use), then
+    brought back up; no random kernel, no bicubic low-pass of its own."""
+    from sr_core.method.degradation import kernel_downscale, quantize
+
+    torch.manual_seed(0)
+    img = torch.rand(2, 3, 24, 24)
+    k = torch.zeros(5, 5)
+    k[2, :] = 0.2  # a horizontal motion blur: easy to tell from any random kernel
+    noiseless = dict(gaussian_noise_prob=1.0, gaussian_sigma=(0.0, 0.0))
+    cfg = DegradationConfig(known_kernel=tuple(k.flatten().tolist()), **noiseless)
+    out = degrade(img, cfg, torch.Generator().manual_seed(0), down_factor=2.0, up_mode="bicubic", batched=batched)
+    expected = quantize(resize(kernel_downscale(img, k, (12, 12)).clamp(0, 1), (24, 24), "bicubic"))
+    torch.testing.assert_close(out.image, expected, atol=1e-6, rtol=0)
+    assert out.draws[0]["kernel"] == {"family": "known", "size": 5} and out.draws[0]["down_mode"] == "known-kernel"
+    random = degrade(img, DegradationConfig(**noiseless), torch.Generator().manual_seed(0), down_factor=2.0,
+                     up_mode="bicubic", batched=batched)
+    assert float((random.image - expected).abs().mean()) > 0.01
+    # Same-size pairs (no down factor) ignore it: the kernel belongs to a scale.
+    plain = degrade(img, cfg, torch.Generator().manual_seed(0), batched=batched)
+    assert plain.draws[0]["kernel"]["family"] != "known"
