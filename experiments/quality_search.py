@@ -74,6 +74,15 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "wide-m3": ("wide", {"model.members": 3}),
     "plain64-m3": ("wide", {"model.arch": "plain", "model.filters": 64, "model.depth": 8, "model.residual": True,
                             "train.lr": 1e-3, "model.members": 3}),
+    # plain64 on ZSSR's learning-rate shape: 1e-3, then / 10 at half and at three quarters of
+    # the steps (ZSSR's policy stepped at 840 / 1200 of 1680 on bird), sampled from the raw
+    # weights (no EMA); and the same on 2 x 96-px crops (2.25x the pixels per step)
+    "plain64-zs": ("wide", {"model.arch": "plain", "model.filters": 64, "model.depth": 8, "model.residual": True,
+                            "train.lr": 1e-3, "train.lr_schedule": "step", "train.lr_milestones": [600, 860],
+                            "infer.use_ema": False}),
+    "plain64-zs-c96": ("wide", {"model.arch": "plain", "model.filters": 64, "model.depth": 8,
+                                "model.residual": True, "train.lr": 1e-3, "train.lr_schedule": "step",
+                                "train.lr_milestones": [600, 860], "infer.use_ema": False, "data.crop_size": 96}),
     "quality": ("quality", {}),
 }
 
