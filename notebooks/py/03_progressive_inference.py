@@ -259,12 +259,14 @@ plt.show()
 # measured PSF, or a kernel estimator's guess), `upscale(..., kernel=k)` (`--kernel FILE` on
 # the command line) matches the result to the input *through* that blur, twice
 # (`infer.kernel_iterations`): a deblurring step, as IBP's and ZSSR's known-kernel modes do.
-# On the four benchmark images, told the kernel as IBP and ZSSR are, it kept the 2x PSNR-Y
-# (31.09 dB) and cut the perceptual distance by 22%, and added +0.23 dB at 4x
-# (docs/decisions.md, "Told the blur kernel, as IBP and ZSSR are"). It sharpens the noise
-# too, so it is a trade: PSNR can fall while the perceptual distance (the offline ST-LPIPS
-# the benchmark uses; lower is better) falls with it. Both are printed; on a small input
-# such as this one, look at both before choosing.
+# Give it to `fit(photo, scale=s, kernel=k)` as well and the network learns that blur: its
+# training pairs are made with the kernel, in one step of the whole scale (presets with
+# scale-aware pairs; `smoke` and `paper` only match). On whole Set5 images blurred, noised
+# and JPEG'd at 4x, that took `default`'s perceptual distance from 0.336 to 0.258, level
+# with ZSSR told the same kernel (0.256), at 27.17 dB PSNR-Y against ZSSR's 26.94
+# (docs/results.md). It sharpens the noise too, so it is a trade: PSNR can fall while the
+# perceptual distance (the offline ST-LPIPS the benchmark uses; lower is better) falls with
+# it. Both are printed; on a small input such as this one, look at both before choosing.
 
 # %%
 from sr_core.evaluation.bench import perceptual_metric
@@ -353,8 +355,8 @@ plt.show()
 #   bicubic and Lanczos every time, and report what you get.
 # - For noisy or compressed photos, `--noisy` (`infer.bp_residual_blur`) keeps their noise
 #   out of the result, at some cost in texture.
-# - Where the blur that made a photo is known, `--kernel` (`upscale(..., kernel=k)`) matches
-#   the result to it through that blur.
+# - Where the blur that made a photo is known, `--kernel` (`fit(..., kernel=k)`) trains on
+#   pairs made with it and matches the result to the photo through that blur.
 # - Your own photo: `Upscaler(...).fit(photo, scale=2)`, `.upscale(scale=2)`,
 #   `.last.save("out.png")`; `up.save(folder)` and `Upscaler.load(folder)` keep the model.
 # - Notebook 04 opens one of those reverse diffusions and shows every step.
