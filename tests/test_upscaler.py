@@ -165,7 +165,7 @@ def test_import_sr_core_does_not_import_torch():
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
 
-def test_a_known_kernel_trains_its_pairs_in_one_step_and_matches_the_output(monkeypatch, sample_rgb):
+def test_a_known_kernel_trains_its_pairs_in_one_step_and_matches_the_output(monkeypatch, sample_rgb, tmp_path):
     """fit(kernel=...): the pairs are made with the kernel, for one step of the whole scale
     (the kernel belongs to it; `quality` then keeps its one-step configuration), and
     upscale matches through that kernel by default; another scale, a plan of several steps,
@@ -187,6 +187,9 @@ def test_a_known_kernel_trains_its_pairs_in_one_step_and_matches_the_output(monk
     assert out.shape == (96, 128, 3) and len(up.last.plan) == 1 and up.last.kernel_size == 5
     with pytest.raises(UserError, match="one x4 step"):
         up.upscale(scale=2, progress=False)
+    loaded = Upscaler.load(up.save(tmp_path / "told"))  # the kernel travels with the model
+    np.testing.assert_array_equal(loaded.upscale(lr, scale=4, progress=False), out)
+    assert loaded.last.kernel_size == 5
     quality = Upscaler("quality").resolve(input_size=(32, 24), scale=4, kernel=k)
     assert quality.resolved["variant"] == "quality" and not quality.infer.retrain_steps
     assert quality.resolved["plan"] == [[128, 96]]
