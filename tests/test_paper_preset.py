@@ -26,6 +26,7 @@ ORIGINAL = {
         "sinc_omega": (PI / 3, PI), "resize_range": (0.8, 1.0), "resize_modes": ("area", "bilinear", "bicubic"),
         "gaussian_noise_prob": 0.5, "gaussian_sigma": (1.0, 3.0), "poisson_scale": (0.05, 0.5),
         "gray_noise_prob": 0.4, "jpeg_prob": 0.0, "jpeg_quality": (70, 95), "usm_target": True,
+        "known_kernel": (),  # the original has no known-kernel mode: random kernels only
     },
     "data": {
         "image_scales": (0.9, 1.0), "batch_size": 8, "fixed_batch": True, "crop_size": 0, "flips": False,
