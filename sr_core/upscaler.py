@@ -157,17 +157,16 @@ class Upscaler:
         `resume`: a checkpoint of the same config and image to continue from.
         """
         from sr_core.method.train import train
-        from sr_core.runtime.io import as_loaded_image, atomic_write_text, check_kernel, load_kernel
+        from sr_core.runtime.io import as_kernel, as_loaded_image, atomic_write_text
 
         if self._base is not None:
             raise UserError("this Upscaler holds a loaded model; make a new Upscaler to fit another")
         loaded, kind = as_loaded_image(image)
         target = Target(scale=scale, scale_w=scale_w, scale_h=scale_h, size=size, plan=plan, plan_w=plan_w,
                         plan_h=plan_h, force=force)
-        if isinstance(kernel, (str, Path)):
-            kernel = load_kernel(kernel)
+        kernel = as_kernel(kernel)
         cfg = self.resolve(input_size=loaded.size, target=target, kernel=kernel)
-        self._kernel = None if kernel is None else check_kernel(kernel)
+        self._kernel = kernel
         device = self.device
         if progress:
             print(describe(cfg) + f"\n  device {device}", file=sys.stderr)
@@ -200,7 +199,7 @@ class Upscaler:
         """
         from sr_core.method.diffusion import ResShiftDiffusion
         from sr_core.method.infer import resize_alpha, upscale
-        from sr_core.runtime.io import as_kind, as_loaded_image, check_kernel, load_kernel
+        from sr_core.runtime.io import as_kernel, as_kind, as_loaded_image
 
         if self.model is None:
             raise UserError("fit the Upscaler on a photo (or load a saved one) before upscaling")
@@ -214,10 +213,7 @@ class Upscaler:
         target = Target(scale=scale, scale_w=scale_w, scale_h=scale_h, size=size, plan=plan, plan_w=plan_w,
                         plan_h=plan_h, force=force)
         steps = target.progressive_plan(loaded.size, cfg)
-        if isinstance(kernel, (str, Path)):
-            kernel = load_kernel(kernel)
-        elif kernel is not None:
-            kernel = check_kernel(kernel)
+        kernel = as_kernel(kernel)
         told = cfg.degradation.kernel_array()  # trained on pairs made with it (also after `load`)
         if told is not None:
             _check_told_scale(loaded.size, steps, cfg.data.step_factor[0])

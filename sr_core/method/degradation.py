@@ -13,6 +13,7 @@ OpenCV does.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Callable
@@ -364,10 +365,16 @@ class Degraded:
 def _known_kernel(cfg: DegradationConfig, down_factor: float | None, img: torch.Tensor) -> torch.Tensor | None:
     """The user's blur kernel (`cfg.known_kernel`) on `img`'s device, where scale-aware pairs
     (a `down_factor`) are to be made with it instead of a random kernel and bicubic."""
-    k = cfg.kernel_array()
-    if k is None or down_factor is None:
+    if not cfg.known_kernel or down_factor is None:
         return None
-    return torch.from_numpy(k).to(img)
+    return _kernel_tensor(cfg.known_kernel).to(img)
+
+
+@functools.lru_cache(maxsize=4)
+def _kernel_tensor(values: tuple[float, ...]) -> torch.Tensor:
+    """The flat kernel as a square CPU tensor, built once per kernel (it is asked every step)."""
+    side = math.isqrt(len(values))
+    return torch.tensor(values, dtype=torch.float32).reshape(side, side)
 
 
 def kernel_downscale(img: torch.Tensor, kernel: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

@@ -393,6 +393,15 @@ def load_kernel(path: str | os.PathLike) -> np.ndarray:
     return check_kernel(k, f"kernel {p}")
 
 
+def as_kernel(kernel) -> np.ndarray | None:
+    """A blur kernel given as a file (`load_kernel`), an array (`check_kernel`) or None."""
+    if kernel is None:
+        return None
+    if isinstance(kernel, (str, os.PathLike)):
+        return load_kernel(kernel)
+    return check_kernel(kernel)
+
+
 def check_kernel(kernel, name: str = "kernel") -> np.ndarray:
     """A blur kernel given as an array: square, odd-sided (its centre a pixel), at most
     `MAX_KERNEL_SIDE`, finite, with a positive sum; returned as float32 normalised to sum 1,
