@@ -83,14 +83,6 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "plain64-zs-c96": ("wide", {"model.arch": "plain", "model.filters": 64, "model.depth": 8,
                                 "model.residual": True, "train.lr": 1e-3, "train.lr_schedule": "step",
                                 "train.lr_milestones": [600, 860], "infer.use_ema": False, "data.crop_size": 96}),
-    # half the crops warped as ZSSR's published fathers are (any rotation, scale 0.5-1, shear,
-    # aspect): wide's network and plain64, seeds 0 and 1
-    **{f"{name}-warp{'' if k == 0 else f'-seed{k}'}": (
-        "wide", {**base, "data.warp_prob": 0.5, **({"seed": k} if k else {})})
-       for name, base in (("wide", {}), ("plain64", {"model.arch": "plain", "model.filters": 64, "model.depth": 8,
-                                                     "model.residual": True, "train.lr": 1e-3}))
-       for k in (0, 1)},
-    "wide-seed1": ("wide", {"seed": 1}),
     "quality": ("quality", {}),
 }
 

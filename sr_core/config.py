@@ -74,11 +74,6 @@ class DataConfig:
     fixed_batch: bool = True  # the original draws one batch per stage and keeps it
     crop_size: int = 0  # 0 = full image (original); else random square crops
     flips: bool = False  # random dihedral transforms (8 of them)
-    # The share of crops warped instead of cut straight (ZSSR's published fathers): any
-    # rotation, a scale in [warp_min_scale, 1], x / y scale difference and shear (sigmas 0.25
-    # and 0.1), bicubic, mirrored past the image's edge; 0 = none
-    warp_prob: float = 0.0
-    warp_min_scale: float = 0.5
     # "paper": same-size mild degradation; "scale_aware": condition = degraded image
     # downscaled by `step_factor` and upscaled back with the inference resampler.
     pair_mode: str = "paper"
@@ -267,10 +262,6 @@ class Config:
                 raise UserError("known_kernel must have a positive sum")
         if d.crop_size and d.crop_size < 8:
             raise UserError("crop_size must be 0 (full image) or >= 8")
-        if not 0 <= d.warp_prob <= 1 or not 0 < d.warp_min_scale <= 1:
-            raise UserError("warp_prob must be in [0, 1] and warp_min_scale in (0, 1]")
-        if d.warp_prob and not d.crop_size:
-            raise UserError("warp_prob needs crops (data.crop_size)")
         if len(tr.steps_per_scale) not in (1, len(d.image_scales)):
             raise UserError("steps_per_scale needs one value or one per image scale")
         if any(s < 0 for s in tr.steps_per_scale):

@@ -32,7 +32,6 @@ ORIGINAL = {
         "image_scales": (0.9, 1.0), "batch_size": 8, "fixed_batch": True, "crop_size": 0, "flips": False,
         "pair_mode": "paper", "step_factor": (2.0, 2.0), "synthesis": "per_sample",
         "max_train_pixels": 1024 * 1024,
-        "warp_prob": 0.0, "warp_min_scale": 0.5,  # the original cuts its crops straight (no warps)
     },
     "model": {"arch": "nextnet", "depth": 4, "filters": 8, "mult": 3, "kernel_size": 7, "residual": False,
               "norm": True, "members": 1, "partner": ""},  # the original's NextNet: LayerNorm in all blocks but the first

@@ -117,46 +117,6 @@ class PairSampler:
             return img, img
         return img, self.sharp[0][:, rows, cols].permute(1, 0, 2, 3)
 
-    def _warp(self, img: torch.Tensor, sharp: torch.Tensor, generator: torch.Generator):
-        """Replace a `data.warp_prob` share of the crops by warped ones (ZSSR's published
-        fathers): the crop's window in the image turned by any angle, scaled by s in
-        [warp_min_scale, 1] (the window 1 / s larger), with an x / y scale difference and a
-        shear; bicubic, the image mirrored past its edges."""
-        b, _, c, _ = img.shape
-        dev = generator.device
-        rand = lambda *shape: torch.rand(*shape, generator=generator, device=dev).to(self.device)  # noqa: E731
-        randn = lambda *shape: torch.randn(*shape, generator=generator, device=dev).to(self.device)  # noqa: E731
-        pick = rand(b) < self.data.warp_prob
-        theta = rand(b) * (2 * math.pi)
-        s = self.data.warp_min_scale + (1 - self.data.warp_min_scale) * rand(b)
-        diff, shear = randn(b) * 0.25, randn(b, 2) * 0.1
-        cos, sin = torch.cos(theta), torch.sin(theta)
-        one = torch.ones_like(cos)
-        # Forward map (image offsets -> crop offsets, x / y): shear @ rotation @ scale; the grid needs its inverse.
-        shear_m = torch.stack([torch.stack([one, shear[:, 0]], -1), torch.stack([shear[:, 1], one], -1)], -2)
-        rot = torch.stack([torch.stack([cos, sin], -1), torch.stack([-sin, cos], -1)], -2)
-        scale_m = torch.diag_embed(torch.stack([(s + diff / 2).clamp_min(0.1), (s - diff / 2).clamp_min(0.1)], -1))
-        fwd = shear_m @ rot @ scale_m
-        inv = torch.linalg.inv(fwd)  # B x 2 x 2, crop offsets -> image offsets (pixels)
-        _, _, h, w = self.image.shape
-        # The crop's centre in the image, its window (about c / s wide) inside where it fits.
-        half = (c / 2) / s
-        lo_x, lo_y = torch.minimum(half, torch.tensor((w - 1) / 2)), torch.minimum(half, torch.tensor((h - 1) / 2))
-        centre = torch.stack([lo_x + rand(b) * (w - 1 - 2 * lo_x), lo_y + rand(b) * (h - 1 - 2 * lo_y)], -1)
-        r = torch.arange(c, device=self.device, dtype=torch.float32) - (c - 1) / 2
-        offs = torch.stack(torch.meshgrid(r, r, indexing="xy"), -1).view(1, c * c, 2)  # (x, y) per pixel
-        src = centre.view(b, 1, 2) + offs @ inv.transpose(1, 2)
-        grid = torch.stack([(2 * src[..., 0] + 1) / w - 1, (2 * src[..., 1] + 1) / h - 1], -1).view(b, c, c, 2)
-
-        def sample(x):
-            return torch.nn.functional.grid_sample(x.expand(b, -1, -1, -1), grid, mode="bicubic",
-                                                   padding_mode="reflection", align_corners=False).clamp(0, 1)
-
-        img_out = torch.where(pick.view(b, 1, 1, 1), sample(self.image), img)
-        if sharp is img:
-            return img_out, img_out
-        return img_out, torch.where(pick.view(b, 1, 1, 1), sample(self.sharp), sharp)
-
     def _flip(self, img: torch.Tensor, sharp: torch.Tensor, generator: torch.Generator):
         b = img.shape[0]
         ks = torch.randint(8, (b,), generator=generator, device=generator.device).to(self.device)
@@ -181,8 +141,6 @@ class PairSampler:
             self._device_gen.manual_seed(int(torch.randint(2**62, (), generator=self.generator)))
             gen = self._device_gen
         img, sharp = self._crops(images or self.data.batch_size, gen)
-        if self.data.warp_prob and img.shape[-1] == img.shape[-2]:
-            img, sharp = self._warp(img, sharp, gen)
         if self.data.flips:
             img, sharp = self._flip(img, sharp, gen)
         kwargs = dict(sharp=sharp, batched=batched, device_generator=gen if batched else None)

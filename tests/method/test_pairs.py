@@ -1,11 +1,8 @@
-import dataclasses
-import math
-
 import numpy as np
 import pytest
 import torch
 
-from sr_core.config import DataConfig, DegradationConfig, preset
+from sr_core.config import preset
 from sr_core.method.pairs import PairSampler, dihedral, image_scales, scaled_size
 
 
@@ -129,36 +126,3 @@ def test_pairs_made_in_chunks_are_handed_out_batch_by_batch_and_resume_exactly(s
     resumed = make()
     resumed.restore(state, served)
     assert all(torch.equal(batches[i][1], resumed.next_batch()[1]) for i in range(6, 10))
-
-
-def test_warped_crops_are_turned_scaled_windows_of_the_image():
-    # On a ramp (value = column / width) a crop's slope tells how it was warped: a straight
-    # crop keeps the slope 1 / width along x; a warped one is turned (any direction) and, with
-    # scale s <= 1, no steeper than about 1 / (s * width) (the aspect jitter aside).
-    w = 200
-    ramp = np.tile(np.linspace(0, 1, w, dtype=np.float32), (w, 1))[..., None].repeat(3, axis=2)
-    data = dataclasses.replace(DataConfig(), crop_size=32, batch_size=16, pair_mode="scale_aware",
-                               warp_prob=1.0, warp_min_scale=0.5)
-    deg = dataclasses.replace(DegradationConfig(), usm_target=False)
-    sampler = PairSampler(ramp, data, deg, generator=torch.Generator().manual_seed(0))
-    img, _ = sampler._crops(16, sampler.generator)
-    warped, _ = sampler._warp(img, img, sampler.generator)
-    inner = warped[:, 0, 8:24, 8:24].double()
-    gx = (inner[:, :, 2:] - inner[:, :, :-2]).mean(dim=(1, 2)) / 2 * (w - 1)
-    gy = (inner[:, 2:, :] - inner[:, :-2, :]).mean(dim=(1, 2)) / 2 * (w - 1)
-    slope = torch.hypot(gx, gy)
-    assert (slope > 0.6).all() and (slope < 2.6).all()
-    angles = torch.atan2(gy, gx)
-    assert float(angles.max() - angles.min()) > math.pi / 2  # turned, not only flipped
-    x0, y = sampler.draw()  # whole pairs from warped crops
-    assert x0.shape == y.shape == (16, 3, 32, 32) and torch.isfinite(y).all()
-
-
-def test_warp_needs_crops():
-    from sr_core.config import Config
-    from sr_core.errors import UserError
-
-    cfg = Config()
-    cfg.data.warp_prob = 0.5
-    with pytest.raises(UserError, match="warp_prob needs crops"):
-        cfg.validate()
