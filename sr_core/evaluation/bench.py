@@ -128,12 +128,14 @@ def build_methods(names: Sequence[str], *, override: dict | None = None, steps: 
             def run_zssr(c, zcfg=zcfg):
                 from dataclasses import replace
 
-                noise = 0.0125 if c.protocol == "realistic" else 0.0  # ZSSR's setting for real images
+                real = c.protocol == "realistic"
                 down = None if c.protocol == "bicubic" else c.downscale
-                return baselines.zssr(c.lr, c.scale, down, cfg=replace(zcfg, noise_std=noise))
+                # ZSSR's settings for real images: noise on the sons; no turned fathers for an anisotropic blur
+                return baselines.zssr(c.lr, c.scale, down, cfg=replace(zcfg, noise_std=0.0125 if real else 0.0,
+                                                                       rotations=not real))
 
             specs.append(MethodSpec(name, run_zssr, {"max_iters": zcfg.max_iters, "crop": zcfg.crop,
-                                                     "budget": zcfg.budget()}))
+                                                     "fathers": zcfg.fathers, "budget": zcfg.budget()}))
         elif name in PRESETS or name.removesuffix(KERNEL_SUFFIX) in PRESETS:
             # "PRESET+kernel" is told the protocol's blur kernel, as IBP and ZSSR are; a
             # protocol without one (bicubic) runs it as PRESET.

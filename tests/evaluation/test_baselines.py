@@ -69,6 +69,8 @@ def test_zssr_default_is_the_published_recipe():
     assert (cfg.test_every, cfg.policy_every, cfg.slope_range, cfg.change_ratio) == (50, 60, 256, 1.5)
     assert (cfg.back_projection_iters, cfg.ensemble, cfg.gradual, cfg.warm_start) == (10, True, True, True)
     assert (cfg.father_min_scale, cfg.noise_std) == (0.5, 0.0)
+    assert (cfg.fathers, cfg.as_is_prob, cfg.no_interp_prob, cfg.scale_diff_sigma, cfg.shear_sigma) == (
+        "affine", 0.05, 0.45, 0.25, 0.1)
     assert cfg.full and cfg.budget() == "full (3000 max iterations)"
     cut = baselines.ZSSRConfig(max_iters=400)
     assert not cut.full and cut.budget().startswith("cut to 400 max iterations")
@@ -172,7 +174,95 @@ def test_zssr_later_stage_starts_from_the_earlier_one():
     for a, b in zip(first.net.parameters(), later.net.parameters()):
         assert torch.equal(a, b)
     assert later.opt.param_groups[0]["lr"] == first.cfg.lr
+    assert len(later.sources) == 2 and later.base_scales == [1.0, 2.0]  # the x2 output joined the sources
+    pyramid = dict(fathers="pyramid")
+    first = baselines._ZSSRTrainer([lr], 2, lambda x: imresize(x, 0.5), baselines.ZSSRConfig(**pyramid),
+                                   np.random.default_rng(0))
+    later = baselines._ZSSRTrainer([lr, imresize(lr, 2.0)], 4, lambda x: imresize(x, 0.25),
+                                   baselines.ZSSRConfig(**pyramid), np.random.default_rng(1))
     assert len(later.fathers) > len(first.fathers)  # the x2 output joined the fathers
+
+
+def _find_crop(img, crop, transforms=range(1)):
+    """(y, x, k) where `crop` undone by dihedral k is an integer crop of `img`, else None."""
+    c = crop.shape[0]
+    for k in transforms:
+        g = baselines._undihedral(crop, k)
+        for y in range(img.shape[0] - c + 1):
+            for x in range(img.shape[1] - c + 1):
+                if np.allclose(img[y:y + c, x:x + c], g, atol=1e-5):
+                    return y, x, k
+    return None
+
+
+def test_affine_fathers_as_is_and_turned_crops_stay_on_the_pixel_grid():
+    img = _photo(40)[:, :36]
+    as_is = baselines.ZSSRConfig(fathers="affine", crop=16, as_is_prob=1.0)
+    turned = baselines.ZSSRConfig(fathers="affine", crop=16, as_is_prob=0.0, no_interp_prob=1.0)
+    for seed in range(4):
+        f = baselines.affine_father([img], [1.0], np.random.default_rng(seed), as_is)
+        assert f.shape == (16, 16, 3) and _find_crop(img, f) is not None
+    found = [_find_crop(img, baselines.affine_father([img], [1.0], np.random.default_rng(s), turned), range(8))
+             for s in range(6)]
+    assert sum(f is not None for f in found) >= 4  # a turn may push the window past the edge (zeros)
+    assert {f[2] for f in found if f} - {0}, "some draws are turned or mirrored"
+
+
+def test_fathers_without_rotations_are_never_turned_or_mirrored():
+    img = _photo(40)[:, :36]
+    for fathers in ("affine", "pyramid"):
+        cfg = baselines.ZSSRConfig(fathers=fathers, crop=16, as_is_prob=0.0, no_interp_prob=1.0, rotations=False,
+                                   father_scales=1)
+        trainer = baselines._ZSSRTrainer([img], 2, lambda x: x[::2, ::2], cfg, np.random.default_rng(0))
+        for _ in range(6):
+            assert _find_crop(img, trainer._father()) is not None  # k = 0: as cut
+
+
+def test_bench_gives_zssr_the_real_image_settings_on_realistic_input(monkeypatch):
+    from types import SimpleNamespace
+
+    from sr_core.evaluation import bench
+
+    seen = []
+    monkeypatch.setattr(baselines, "zssr", lambda lr, scale, down, cfg: seen.append(cfg) or lr)
+    spec = bench.build_methods(["zssr"])[0]
+    for protocol in ("bicubic", "realistic"):
+        spec.run(SimpleNamespace(lr=np.zeros((4, 4, 3)), scale=2, protocol=protocol, downscale=None))
+    assert [(c.noise_std, c.rotations) for c in seen] == [(0.0, True), (0.0125, False)]
+    assert spec.options["fathers"] == "affine"
+
+
+def test_affine_fathers_warp_small_sources_onto_a_zero_canvas_and_use_later_sources():
+    small = _photo(12)
+    cfg = baselines.ZSSRConfig(fathers="affine", crop=32, as_is_prob=0.0, no_interp_prob=0.0)
+    f = baselines.affine_father([small], [1.0], np.random.default_rng(0), cfg)
+    assert f.shape == (32, 32, 3) and f.min() >= 0 and f.max() <= 1
+    assert (f == 0).all(axis=2).mean() > 0.5  # at most 12 x 12 of the 32 x 32 canvas is the image
+    # gradual: a scale above 1 can only come from the x2 source, whose pixels differ
+    big = np.full((24, 24, 3), 0.5)
+    cfg = baselines.ZSSRConfig(fathers="affine", crop=8, as_is_prob=0.0, no_interp_prob=1.0)
+    picked = {bool(np.allclose(baselines.affine_father([small, big], [1.0, 2.0], np.random.default_rng(s), cfg),
+                               0.5)) for s in range(12)}
+    assert picked == {True, False}
+
+
+def test_zssr_published_init_has_no_biases_and_small_weights():
+    net = baselines.ZSSRNet(depth=3, width=32, init="published")
+    convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert all(c.bias is None for c in convs)
+    assert abs(float(convs[1].weight.detach().std()) - (0.1 / (9 * 32)) ** 0.5) < 0.003
+    assert all(c.bias is not None for c in baselines.ZSSRNet(depth=3, width=32).modules()
+               if isinstance(c, torch.nn.Conv2d))
+
+
+def test_zssr_with_affine_fathers_runs_both_stages():
+    case = make_lr(_photo(48), 4, "bicubic")
+    info = {}
+    cfg = baselines.ZSSRConfig(width=8, crop=16, max_iters=4, min_iters=4, back_projection_iters=1,
+                               fathers="affine", init="published")
+    out = baselines.zssr(case.lr, 4, cfg=cfg, info=info)
+    assert out.shape == case.hr.shape and np.isfinite(out).all()
+    assert [s["scale"] for s in info["stages"]] == [2, 4]
 
 
 def test_niqe_pinned_and_ordered():
