@@ -263,8 +263,8 @@ plt.show()
 # training pairs are made with the kernel, in one step of the whole scale (presets with
 # scale-aware pairs; `smoke` and `paper` only match). On whole Set5 images blurred, noised
 # and JPEG'd at 4x, that took `default`'s perceptual distance from 0.336 to 0.258, level
-# with ZSSR told the same kernel (0.256), at 27.17 dB PSNR-Y against ZSSR's 26.94
-# (docs/results.md). It sharpens the noise too, so it is a trade: PSNR can fall while the
+# with ZSSR told the same kernel (0.256 to 0.262 by how its training crops are drawn), at
+# 27.17 dB PSNR-Y against ZSSR's 26.87-26.94 (docs/results.md). It sharpens the noise too, so it is a trade: PSNR can fall while the
 # perceptual distance (the offline ST-LPIPS the benchmark uses; lower is better) falls with
 # it. Both are printed; on a small input such as this one, look at both before choosing.
 
