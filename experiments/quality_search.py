@@ -83,7 +83,16 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "plain64-zs-c96": ("wide", {"model.arch": "plain", "model.filters": 64, "model.depth": 8,
                                 "model.residual": True, "train.lr": 1e-3, "train.lr_schedule": "step",
                                 "train.lr_milestones": [600, 860], "infer.use_ema": False, "data.crop_size": 96}),
+    # plain64 on clean pairs (wide-clean's degradation: ZSSR's sons are the protocol's bicubic alone)
+    **{f"plain64-clean{'' if k == 0 else f'-seed{k}'}": (
+        "wide", {"model.arch": "plain", "model.filters": 64, "model.depth": 8, "model.residual": True, "train.lr": 1e-3,
+                 "degradation.gaussian_noise_prob": 1.0, "degradation.gaussian_sigma": [0, 0],
+                 "degradation.kernel_probs": {"iso": 1.0}, "degradation.blur_sigma": [0.05, 0.05],
+                 **({"seed": k} if k else {})}) for k in (0, 1)},
     "quality": ("quality", {}),
+    # quality (all its networks) on clean pairs
+    "quality-clean": ("quality", {"degradation.gaussian_noise_prob": 1.0, "degradation.gaussian_sigma": [0, 0],
+                                  "degradation.kernel_probs": {"iso": 1.0}, "degradation.blur_sigma": [0.05, 0.05]}),
 }
 
 
