@@ -113,9 +113,10 @@ def run(variant: str, set_name: str, scale: int, *, images: list[str] | None, wo
             for r in records]
 
 
-def merge(path: Path, rows: list[dict]) -> list[dict]:
+def merge(path: Path, rows: list[dict], fields: tuple[str, ...] = ("variant", "set", "scale", "image")) -> list[dict]:
+    """Merge `rows` into the JSON record at `path`, a row per value of `fields` (new rows win)."""
     old = json.loads(path.read_text()) if path.exists() else []
-    key = lambda r: (r["variant"], r["set"], r["scale"], r["image"])  # noqa: E731
+    key = lambda r: tuple(r[f] for f in fields)  # noqa: E731
     new = {key(r): r for r in old}
     new.update({key(r): r for r in rows})
     out = sorted(new.values(), key=key)

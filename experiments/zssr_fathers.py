@@ -27,12 +27,12 @@ VARIANTS = {"pyramid": {}, "affine": {"fathers": "affine"}, "affine-init": {"fat
 
 def run(variant: str, image: str, scale: int, seed: int) -> dict:
     from sr_core.evaluation import baselines
+    from sr_core.evaluation.bench import load_images
     from sr_core.evaluation.metrics import psnr_y, ssim_y
     from sr_core.evaluation.protocols import make_lr
-    from sr_core.runtime.io import load_image
 
-    path = next(p for p in sorted(SET5.iterdir()) if p.stem.lower().startswith(image))
-    case = make_lr(load_image(path).rgb.astype(np.float64), scale, "bicubic", name=image)
+    [(_, hr)] = load_images(SET5, 0, only=[image])
+    case = make_lr(hr, scale, "bicubic", name=image)
     info: dict = {}
     t0 = time.perf_counter()
     out = baselines.zssr(case.lr, scale, cfg=baselines.ZSSRConfig(seed=seed, **VARIANTS[variant]), info=info)
@@ -44,6 +44,7 @@ def run(variant: str, image: str, scale: int, seed: int) -> dict:
 
 def main(argv=None) -> int:
     import torch
+    from quality_search import merge  # experiments/ is this script's folder, first on sys.path
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--variants", default="affine")
@@ -59,12 +60,7 @@ def main(argv=None) -> int:
             for image in args.images.split(","):
                 row = run(variant, image, scale, args.seed)
                 print(json.dumps(row), flush=True)
-                old = json.loads(record.read_text()) if record.exists() else []
-                key = lambda r: (r["variant"], r["image"], r["scale"], r["seed"])  # noqa: E731
-                rows = {key(r): r for r in old}
-                rows[key(row)] = row
-                record.parent.mkdir(parents=True, exist_ok=True)
-                record.write_text(json.dumps(sorted(rows.values(), key=key), indent=0) + "\n")
+                merge(record, [row], fields=("variant", "image", "scale", "seed"))
     rows = json.loads(record.read_text())
     for variant in VARIANTS:
         for scale in sorted({r["scale"] for r in rows}):
