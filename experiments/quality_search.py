@@ -27,6 +27,15 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "benchmarks"  # ../sha
 SETS = {"set5": (SHARED / "Set5", None),
         "bsd8": (SHARED / "BSD68", ["101085", "101087", "102061", "103070", "105025", "106024", "108005", "108070"])}
 
+# ZSSR's body as the denoiser (the `quality` preset's plain chain) and the clean pairs (no
+# noise, no sinc, a near-delta blur: the bicubic protocol's own degradation)
+PLAIN64 = {"model.arch": "plain", "model.filters": 64, "model.depth": 8, "model.residual": True, "train.lr": 1e-3}
+CLEAN = {"degradation.gaussian_noise_prob": 1.0, "degradation.gaussian_sigma": [0, 0],
+         "degradation.kernel_probs": {"iso": 1.0}, "degradation.blur_sigma": [0.05, 0.05]}
+# ZSSR's learning-rate shape: 1e-3, then / 10 at half and at three quarters of the steps
+# (ZSSR's policy stepped at 840 / 1200 of 1680 on bird), sampled from the raw weights (no EMA)
+ZSSR_LR = {"train.lr_schedule": "step", "train.lr_milestones": [600, 860], "infer.use_ema": False}
+
 # name -> (preset / baseline, override fields)
 VARIANTS: dict[str, tuple[str, dict]] = {
     "bicubic": ("bicubic", {}),
@@ -48,51 +57,53 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     # 32 filters, 2x the steps
     "wide-f32-2x": ("wide", {"model.filters": 32, "train.steps_per_scale": [780, 780, 840]}),
     # clean pairs: no noise, no sinc, a near-delta blur (the bicubic protocol's own degradation)
-    "wide-clean": ("wide", {"degradation.gaussian_noise_prob": 1.0, "degradation.gaussian_sigma": [0, 0],
-                            "degradation.kernel_probs": {"iso": 1.0}, "degradation.blur_sigma": [0.05, 0.05]}),
+    "wide-clean": ("wide", CLEAN),
     # no channel LayerNorm in the blocks (SR networks since EDSR drop normalisation)
     "wide-nonorm": ("wide", {"model.norm": False}),
     # a plain regressor: one diffusion step
     "wide-t1": ("wide", {"diffusion.timesteps": 1}),
     # ZSSR's body (8 x 64 3x3 convolutions, ReLU) as the denoiser, residual over y
-    "plain64": ("wide", {"model.arch": "plain", "model.filters": 64, "model.depth": 8, "model.residual": True,
-                         "train.lr": 1e-3}),
+    "plain64": ("wide", PLAIN64),
     # plain64 trained 3x as long; and on 4 x 96-px crops as well
-    "plain64-3x": ("wide", {"model.arch": "plain", "model.filters": 64, "model.depth": 8, "model.residual": True,
-                            "train.lr": 1e-3, "train.steps_per_scale": [1170, 1170, 1260]}),
-    "plain64-3x-c96b4": ("wide", {"model.arch": "plain", "model.filters": 64, "model.depth": 8,
-                                  "model.residual": True, "train.lr": 1e-3,
-                                  "train.steps_per_scale": [1170, 1170, 1260],
+    "plain64-3x": ("wide", {**PLAIN64, "train.steps_per_scale": [1170, 1170, 1260]}),
+    "plain64-3x-c96b4": ("wide", {**PLAIN64, "train.steps_per_scale": [1170, 1170, 1260],
                                   "data.crop_size": 96, "data.batch_size": 4}),
     # plain64 on image scales down to 0.5 (ZSSR's fathers span 1.0 to 0.5)
-    "plain64-s05": ("wide", {"model.arch": "plain", "model.filters": 64, "model.depth": 8, "model.residual": True,
-                             "train.lr": 1e-3, "data.image_scales": [0.5, 0.75, 1.0]}),
+    "plain64-s05": ("wide", {**PLAIN64, "data.image_scales": [0.5, 0.75, 1.0]}),
     # plain64 at other seeds (to average trainings)
-    **{f"plain64-seed{k}": ("wide", {"model.arch": "plain", "model.filters": 64, "model.depth": 8,
-                                     "model.residual": True, "train.lr": 1e-3, "seed": k}) for k in (1, 2, 3)},
+    **{f"plain64-seed{k}": ("wide", {**PLAIN64, "seed": k}) for k in (1, 2, 3)},
     # averaged trainings (model.members): wide x 3; plain64 x 3
     "wide-m3": ("wide", {"model.members": 3}),
-    "plain64-m3": ("wide", {"model.arch": "plain", "model.filters": 64, "model.depth": 8, "model.residual": True,
-                            "train.lr": 1e-3, "model.members": 3}),
-    # plain64 on ZSSR's learning-rate shape: 1e-3, then / 10 at half and at three quarters of
-    # the steps (ZSSR's policy stepped at 840 / 1200 of 1680 on bird), sampled from the raw
-    # weights (no EMA); and the same on 2 x 96-px crops (2.25x the pixels per step)
-    "plain64-zs": ("wide", {"model.arch": "plain", "model.filters": 64, "model.depth": 8, "model.residual": True,
-                            "train.lr": 1e-3, "train.lr_schedule": "step", "train.lr_milestones": [600, 860],
-                            "infer.use_ema": False}),
-    "plain64-zs-c96": ("wide", {"model.arch": "plain", "model.filters": 64, "model.depth": 8,
-                                "model.residual": True, "train.lr": 1e-3, "train.lr_schedule": "step",
-                                "train.lr_milestones": [600, 860], "infer.use_ema": False, "data.crop_size": 96}),
+    "plain64-m3": ("wide", {**PLAIN64, "model.members": 3}),
+    # plain64 on ZSSR's learning-rate shape (ZSSR_LR); and the same on 2 x 96-px crops (2.25x
+    # the pixels per step)
+    "plain64-zs": ("wide", {**PLAIN64, **ZSSR_LR}),
+    "plain64-zs-c96": ("wide", {**PLAIN64, **ZSSR_LR, "data.crop_size": 96}),
     # plain64 on clean pairs (wide-clean's degradation: ZSSR's sons are the protocol's bicubic alone)
     **{f"plain64-clean{'' if k == 0 else f'-seed{k}'}": (
-        "wide", {"model.arch": "plain", "model.filters": 64, "model.depth": 8, "model.residual": True, "train.lr": 1e-3,
-                 "degradation.gaussian_noise_prob": 1.0, "degradation.gaussian_sigma": [0, 0],
-                 "degradation.kernel_probs": {"iso": 1.0}, "degradation.blur_sigma": [0.05, 0.05],
+        "wide", {**PLAIN64, **CLEAN, **({"seed": k} if k else {})}) for k in (0, 1)},
+    # plain64-clean as a plain regressor (one diffusion step); and trained 2x as long
+    "plain64-clean-t1": ("wide", {**CLEAN, **PLAIN64, "diffusion.timesteps": 1}),
+    "plain64-clean-2x": ("wide", {**CLEAN, **PLAIN64, "train.steps_per_scale": [780, 780, 840]}),
+    # the regressor's loop moved towards ZSSR's, one switch at a time: another seed; one
+    # 128-px crop per step; ZSSR's learning-rate shape without EMA; image scales down to 0.5
+    "plain64-clean-t1-seed1": ("wide", {**CLEAN, **PLAIN64, "diffusion.timesteps": 1, "seed": 1}),
+    **{f"plain64-clean-t1-c128{'' if k == 0 else f'-seed{k}'}": (
+        "wide", {**CLEAN, **PLAIN64, "diffusion.timesteps": 1, "data.crop_size": 128, "data.batch_size": 1,
                  **({"seed": k} if k else {})}) for k in (0, 1)},
+    "plain64-clean-t1-zs": ("wide", {**CLEAN, **PLAIN64, "diffusion.timesteps": 1, **ZSSR_LR}),
+    "plain64-clean-t1-s05": ("wide", {**CLEAN, **PLAIN64, "diffusion.timesteps": 1, "data.image_scales": [0.5, 0.75, 1.0]}),
+    # the diffusion chain (plain64-clean) on one 128-px crop per step, as the regressor above
+    **{f"plain64-clean-c128{'' if k == 0 else f'-seed{k}'}": (
+        "wide", {**CLEAN, **PLAIN64, "data.crop_size": 128, "data.batch_size": 1, **({"seed": k} if k else {})})
+       for k in (0, 1)},
+    # quality as regressors (one diffusion step, wide's partner too) on clean pairs, its plain
+    # members on one 128-px crop per step
+    "quality-clean-t1-c128": ("quality", {**CLEAN, "diffusion.timesteps": 1, "data.crop_size": 128,
+                                          "data.batch_size": 1}),
     "quality": ("quality", {}),
     # quality (all its networks) on clean pairs
-    "quality-clean": ("quality", {"degradation.gaussian_noise_prob": 1.0, "degradation.gaussian_sigma": [0, 0],
-                                  "degradation.kernel_probs": {"iso": 1.0}, "degradation.blur_sigma": [0.05, 0.05]}),
+    "quality-clean": ("quality", CLEAN),
 }
 
 
