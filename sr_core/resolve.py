@@ -60,6 +60,17 @@ class Target:
                                 final_pass=cfg.infer.final_pass)
 
 
+def _config_file_fields(path: str | Path) -> dict[str, Any]:
+    """The dotted fields of a JSON config file (a one-line error if it is not one)."""
+    try:
+        raw = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UserError(f"cannot read config file {path}: {exc}") from None
+    if not isinstance(raw, dict):
+        raise UserError(f"config file {path} must hold a JSON object")
+    return flatten_fields(raw)
+
+
 def resolve(
     preset_name: str = "default",
     *,
@@ -83,6 +94,8 @@ def resolve(
     """
     decisions: list[str] = []
     variant = preset_name
+    file_fields = _config_file_fields(config_file) if config_file is not None else {}
+    given = flatten_fields(overrides) if overrides else {}
     if base is not None:  # a trained model: its decisions stand, new ones are added
         cfg = Config.from_dict(base.to_dict())
         variant = cfg.resolved.get("variant", cfg.preset)
@@ -106,6 +119,7 @@ def resolve(
         elif (preset_name in MULTI_STEP_PRESETS and kernel is None and target is not None and target.given()
               and input_size is not None):
             cfg = preset(preset_name)
+            apply_overrides(cfg, {**file_fields, **given})  # the caller's fields may change the plan
             steps = len(target.progressive_plan(input_size, cfg))
             if steps > 1:
                 variant = MULTI_STEP_PRESETS[preset_name]
@@ -118,17 +132,10 @@ def resolve(
             cfg = preset(preset_name)
     fields: dict[str, Any] = {}
     if config_file is not None:
-        try:
-            raw = json.loads(Path(config_file).read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise UserError(f"cannot read config file {config_file}: {exc}") from None
-        if not isinstance(raw, dict):
-            raise UserError(f"config file {config_file} must hold a JSON object")
-        fields.update(flatten_fields(raw))
-        apply_overrides(cfg, raw)
+        fields.update(file_fields)
+        apply_overrides(cfg, file_fields)
         decisions.append(f"fields from {Path(config_file).name}")
     if overrides:
-        given = flatten_fields(overrides)
         fields.update(given)
         apply_overrides(cfg, given)
         decisions.append("set by the caller: " + ", ".join(f"{k}={_short(v)}" for k, v in given.items()))

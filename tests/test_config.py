@@ -114,6 +114,11 @@ def test_quality_averages_two_architectures_and_trains_again_for_each_step_of_a_
     assert "(the quality-gradual configuration): a plan of 2 steps" in two.resolved["decisions"][0]
     assert any(d.startswith("gradual: 1 more training") for d in two.resolved["decisions"])
     assert "3 x (8 plain 3x3 layers of 64 channels) and wide's 16 filters averaged" in describe(one)
+    # a caller's field that makes the plan longer gets the multi-step configuration too
+    steps = resolve("quality", input_size=(144, 144), target=Target(scale=2), overrides={"infer.max_step_factor": 1.42})
+    assert steps.resolved["variant"] == "quality-gradual" and steps.infer.retrain_steps
+    assert steps.resolved["plan"] == [[204, 204], [288, 288]]
+    assert "a plan of 2 steps" in steps.resolved["decisions"][0]
     partner = one.partner_config()  # wide's network and training, this run's pairs, the next seed
     assert partner.model == preset("wide").model and partner.train == preset("wide").train
     assert partner.data == one.data and partner.seed == one.seed + 3
@@ -142,3 +147,20 @@ def test_a_known_kernel_round_trips_row_by_row_and_bad_ones_are_refused():
     set_field(paper, "degradation.known_kernel", [1.0])
     with pytest.raises(UserError, match="scale-aware pairs"):
         paper.validate()
+
+
+def test_a_config_file_is_applied_as_the_same_fields_and_a_bad_one_is_a_one_line_error(tmp_path):
+    from sr_core.resolve import Target, resolve
+
+    good = tmp_path / "fields.json"
+    good.write_text(json.dumps({"infer": {"max_step_factor": 1.42}, "train.lr": 5e-4}))
+    cfg = resolve("quality", input_size=(144, 144), target=Target(scale=2), config_file=good)
+    assert cfg.resolved["variant"] == "quality-gradual" and cfg.train.lr == 5e-4  # the plan it makes counts
+    assert "fields from fields.json" in cfg.resolved["decisions"]
+    for text, match in (("{not json", "cannot read config file"), ("[1, 2]", "must hold a JSON object")):
+        bad = tmp_path / "bad.json"
+        bad.write_text(text)
+        with pytest.raises(UserError, match=match):
+            resolve("default", config_file=bad)
+    with pytest.raises(UserError, match="cannot read config file"):
+        resolve("default", config_file=tmp_path / "missing.json")
