@@ -101,6 +101,11 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     # members on one 128-px crop per step
     "quality-clean-t1-c128": ("quality", {**CLEAN, "diffusion.timesteps": 1, "data.crop_size": 128,
                                           "data.batch_size": 1}),
+    # x2 as ZSSR's gradual configuration does it ("to achieve superior results in the ideal
+    # case"), in two steps of x1.41: quality's multi-step configuration (one plain chain and
+    # wide's network, trained again on each step's own input)
+    "quality-x2-gradual": ("quality", {"model.members": 1, "infer.retrain_steps": True,
+                                       "infer.max_step_factor": 1.42}),
     "quality": ("quality", {}),
     # quality (all its networks) on clean pairs
     "quality-clean": ("quality", CLEAN),
