@@ -36,6 +36,13 @@ CLEAN = {"degradation.gaussian_noise_prob": 1.0, "degradation.gaussian_sigma": [
 # (ZSSR's policy stepped at 840 / 1200 of 1680 on bird), sampled from the raw weights (no EMA)
 ZSSR_LR = {"train.lr_schedule": "step", "train.lr_milestones": [600, 860], "infer.use_ema": False}
 
+
+
+def seeds(name: str, method: str, fields: dict, ks: tuple[int, ...]) -> dict[str, tuple[str, dict]]:
+    """The variant `name` at seeds `ks`: seed 0 as `name`, seed k as `name-seedk`."""
+    return {f"{name}{f'-seed{k}' if k else ''}": (method, {**fields, **({"seed": k} if k else {})}) for k in ks}
+
+
 # name -> (preset / baseline, override fields)
 VARIANTS: dict[str, tuple[str, dict]] = {
     "bicubic": ("bicubic", {}),
@@ -71,7 +78,7 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     # plain64 on image scales down to 0.5 (ZSSR's fathers span 1.0 to 0.5)
     "plain64-s05": ("wide", {**PLAIN64, "data.image_scales": [0.5, 0.75, 1.0]}),
     # plain64 at other seeds (to average trainings)
-    **{f"plain64-seed{k}": ("wide", {**PLAIN64, "seed": k}) for k in (1, 2, 3)},
+    **seeds("plain64", "wide", PLAIN64, (1, 2, 3)),
     # averaged trainings (model.members): wide x 3; plain64 x 3
     "wide-m3": ("wide", {"model.members": 3}),
     "plain64-m3": ("wide", {**PLAIN64, "model.members": 3}),
@@ -80,23 +87,19 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "plain64-zs": ("wide", {**PLAIN64, **ZSSR_LR}),
     "plain64-zs-c96": ("wide", {**PLAIN64, **ZSSR_LR, "data.crop_size": 96}),
     # plain64 on clean pairs (wide-clean's degradation: ZSSR's sons are the protocol's bicubic alone)
-    **{f"plain64-clean{'' if k == 0 else f'-seed{k}'}": (
-        "wide", {**PLAIN64, **CLEAN, **({"seed": k} if k else {})}) for k in (0, 1)},
-    # plain64-clean as a plain regressor (one diffusion step); and trained 2x as long
-    "plain64-clean-t1": ("wide", {**CLEAN, **PLAIN64, "diffusion.timesteps": 1}),
+    **seeds("plain64-clean", "wide", {**PLAIN64, **CLEAN}, (0, 1)),
+    # plain64-clean trained 2x as long
     "plain64-clean-2x": ("wide", {**CLEAN, **PLAIN64, "train.steps_per_scale": [780, 780, 840]}),
-    # the regressor's loop moved towards ZSSR's, one switch at a time: another seed; one
-    # 128-px crop per step; ZSSR's learning-rate shape without EMA; image scales down to 0.5
-    "plain64-clean-t1-seed1": ("wide", {**CLEAN, **PLAIN64, "diffusion.timesteps": 1, "seed": 1}),
-    **{f"plain64-clean-t1-c128{'' if k == 0 else f'-seed{k}'}": (
-        "wide", {**CLEAN, **PLAIN64, "diffusion.timesteps": 1, "data.crop_size": 128, "data.batch_size": 1,
-                 **({"seed": k} if k else {})}) for k in (0, 1)},
+    # plain64-clean as a plain regressor (one diffusion step), at two seeds; its loop moved
+    # towards ZSSR's one switch at a time: one 128-px crop per step; ZSSR's learning-rate
+    # shape without EMA; image scales down to 0.5
+    **seeds("plain64-clean-t1", "wide", {**CLEAN, **PLAIN64, "diffusion.timesteps": 1}, (0, 1)),
+    **seeds("plain64-clean-t1-c128", "wide", {**CLEAN, **PLAIN64, "diffusion.timesteps": 1, "data.crop_size": 128,
+                                              "data.batch_size": 1}, (0, 1)),
     "plain64-clean-t1-zs": ("wide", {**CLEAN, **PLAIN64, "diffusion.timesteps": 1, **ZSSR_LR}),
     "plain64-clean-t1-s05": ("wide", {**CLEAN, **PLAIN64, "diffusion.timesteps": 1, "data.image_scales": [0.5, 0.75, 1.0]}),
     # the diffusion chain (plain64-clean) on one 128-px crop per step, as the regressor above
-    **{f"plain64-clean-c128{'' if k == 0 else f'-seed{k}'}": (
-        "wide", {**CLEAN, **PLAIN64, "data.crop_size": 128, "data.batch_size": 1, **({"seed": k} if k else {})})
-       for k in (0, 1)},
+    **seeds("plain64-clean-c128", "wide", {**CLEAN, **PLAIN64, "data.crop_size": 128, "data.batch_size": 1}, (0, 1)),
     # quality as regressors (one diffusion step, wide's partner too) on clean pairs, its plain
     # members on one 128-px crop per step
     "quality-clean-t1-c128": ("quality", {**CLEAN, "diffusion.timesteps": 1, "data.crop_size": 128,

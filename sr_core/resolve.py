@@ -118,13 +118,13 @@ def resolve(
                              f"{side}x{side} pixels")
         elif (preset_name in MULTI_STEP_PRESETS and kernel is None and target is not None and target.given()
               and input_size is not None):
-            cfg = preset(preset_name)
-            apply_overrides(cfg, {**file_fields, **given})  # the caller's fields may change the plan
-            steps = len(target.progressive_plan(input_size, cfg))
+            # the plan the run will have: the caller's fields (applied below) may change it
+            probe = apply_overrides(preset(preset_name), {**file_fields, **given})
+            steps = len(target.progressive_plan(input_size, probe))
             if steps > 1:
                 variant = MULTI_STEP_PRESETS[preset_name]
-                cfg = preset(variant)
-                cfg.preset = preset_name
+            cfg = preset(variant)
+            cfg.preset = preset_name
             which = f" (the {variant} configuration)" if variant != preset_name else ""
             decisions.append(f"{_network(cfg)}{which}: a plan of "
                              f"{steps} step{'s' if steps > 1 else ''}")
